@@ -21,7 +21,7 @@ fn encode_u8_avx2_impl(p: &LaneParams, src: &[f32], dst: &mut [u8]) {
     let sign_shift = _mm_cvtsi32_si128(p.sign_shift as i32);
     let sign_mask = _mm256_set1_epi32(i32::MIN);
     let abs_mask = _mm256_set1_epi32(i32::MAX);
-    let one = _mm256_set1_epi32(1);
+    let lsb_mask = _mm256_set1_epi32(p.lsb_mask as i32);
     let round = _mm256_set1_epi32(p.round as i32);
     let rebias = _mm256_set1_epi32(p.rebias as i32);
     let min_normal = _mm256_set1_epi32(p.min_normal_bits as i32);
@@ -45,7 +45,7 @@ fn encode_u8_avx2_impl(p: &LaneParams, src: &[f32], dst: &mut [u8]) {
         let x = unsafe { _mm256_loadu_si256(src.as_ptr().add(i).cast::<__m256i>()) };
         let sign = _mm256_and_si256(x, sign_mask);
         let a = _mm256_and_si256(x, abs_mask);
-        let lsb = _mm256_and_si256(_mm256_srl_epi32(a, shift), one);
+        let lsb = _mm256_and_si256(_mm256_srl_epi32(a, shift), lsb_mask);
         let normal = _mm256_sub_epi32(
             _mm256_srl_epi32(_mm256_add_epi32(_mm256_add_epi32(a, round), lsb), shift),
             rebias,
@@ -90,7 +90,7 @@ fn encode_u8_avx512_impl(p: &LaneParams, src: &[f32], dst: &mut [u8]) {
     let sign_shift = _mm_cvtsi32_si128(p.sign_shift as i32);
     let sign_mask = _mm512_set1_epi32(i32::MIN);
     let abs_mask = _mm512_set1_epi32(i32::MAX);
-    let one = _mm512_set1_epi32(1);
+    let lsb_mask = _mm512_set1_epi32(p.lsb_mask as i32);
     let round = _mm512_set1_epi32(p.round as i32);
     let rebias = _mm512_set1_epi32(p.rebias as i32);
     let min_normal = _mm512_set1_epi32(p.min_normal_bits as i32);
@@ -109,7 +109,7 @@ fn encode_u8_avx512_impl(p: &LaneParams, src: &[f32], dst: &mut [u8]) {
         let x = unsafe { _mm512_loadu_si512(src.as_ptr().add(i).cast::<__m512i>()) };
         let sign = _mm512_and_si512(x, sign_mask);
         let a = _mm512_and_si512(x, abs_mask);
-        let lsb = _mm512_and_si512(_mm512_srl_epi32(a, shift), one);
+        let lsb = _mm512_and_si512(_mm512_srl_epi32(a, shift), lsb_mask);
         let normal = _mm512_sub_epi32(
             _mm512_srl_epi32(_mm512_add_epi32(_mm512_add_epi32(a, round), lsb), shift),
             rebias,

@@ -443,8 +443,11 @@ impl MiniFloat {
 pub(crate) struct LaneParams {
     /// `23 − M`: how far the f32 mantissa shifts down.
     pub(crate) shift: u32,
-    /// `2^(shift−1) − 1`: the round-half-down increment; the kept LSB is added for ties.
+    /// `2^(shift−1) − 1`: the round-half-down increment; the kept LSB is added for ties
+    /// (for `M = 0`, `2^(shift−1)`: ties round up, as the engine's significand parity says).
     pub(crate) round: u32,
+    /// 1 when the kept LSB decides ties (ties to even), 0 when ties round up (`M = 0`).
+    pub(crate) lsb_mask: u32,
     /// `(127 − bias) << M`: re-biases a shifted f32 code to the target exponent.
     pub(crate) rebias: u32,
     /// f32 bits of the smallest normal value of the target.
@@ -493,7 +496,12 @@ impl MiniFloat {
         };
         Some(LaneParams {
             shift,
-            round: (1 << (shift - 1)) - 1,
+            round: if m == 0 {
+                1 << (shift - 1)
+            } else {
+                (1 << (shift - 1)) - 1
+            },
+            lsb_mask: if m == 0 { 0 } else { 1 },
             rebias: ((127 - self.bias) as u32) << m,
             min_normal_bits: ((128 - self.bias) as u32) << 23,
             magic_bits: ((151 - self.bias - m as i32) as u32) << 23,
@@ -520,7 +528,7 @@ impl MiniFloat {
 pub(crate) fn encode_lane(p: &LaneParams, x: u32) -> u8 {
     let sign = x & 0x8000_0000;
     let a = x & 0x7FFF_FFFF;
-    let lsb = (a >> p.shift) & 1;
+    let lsb = (a >> p.shift) & p.lsb_mask;
     let normal = (a.wrapping_add(p.round).wrapping_add(lsb) >> p.shift).wrapping_sub(p.rebias);
     let magic = f32::from_bits(p.magic_bits);
     let sub = (f32::from_bits(a) + magic)
