@@ -78,7 +78,7 @@ mod tests {
                 let par = Par::rayon(n);
                 let c = par.chunk_len(len, 64, 1);
                 assert!(c >= 1);
-                assert!(c % 64 == 0 || par == Par::Seq);
+                assert!(c.is_multiple_of(64) || par == Par::Seq);
                 assert!(len.div_ceil(c) <= n.max(1), "len {len} n {n} chunk {c}");
             }
         }

@@ -2,6 +2,9 @@
 //! from the bit fields and the rounding definition. Used by this crate's tests and, behind
 //! the `testing` feature, by downstream crates.
 
+// Exact comparisons between exactly representable values are the point of a reference.
+#![allow(clippy::float_cmp)]
+
 use super::{MiniFloat, Special};
 
 /// What a code means, derived directly from the bit fields of the spec.
@@ -205,7 +208,7 @@ impl Reference {
                 lo_c
             } else if dh < dl {
                 hi_c
-            } else if (lo_v / quantum) as u64 % 2 == 0 {
+            } else if ((lo_v / quantum) as u64).is_multiple_of(2) {
                 lo_c
             } else {
                 hi_c

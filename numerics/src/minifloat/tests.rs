@@ -24,7 +24,7 @@ fn same(a: f32, b: RefValue) -> bool {
         RefValue::Nan => a.is_nan(),
         RefValue::Inf(neg) => a.is_infinite() && a.is_sign_negative() == neg,
         // Exact comparison in f64, with the sign of zero checked too.
-        RefValue::Finite(v) => a as f64 == v && a.is_sign_negative() == v.is_sign_negative(),
+        RefValue::Finite(v) => (a as f64).to_bits() == v.to_bits(),
     }
 }
 
@@ -113,8 +113,8 @@ fn midpoints_round_to_even_and_one_ulp_either_side_to_the_nearer() {
             let ((lo_c, lo), (hi_c, hi)) = (w[0], w[1]);
             let mid = ((lo as f64 + hi as f64) / 2.0) as f32;
             assert_eq!(
-                mid as f64,
-                (lo as f64 + hi as f64) / 2.0,
+                (mid as f64).to_bits(),
+                ((lo as f64 + hi as f64) / 2.0).to_bits(),
                 "{f}: midpoint exact"
             );
             let even = if lo_c % 2 == 0 { lo_c } else { hi_c };

@@ -172,13 +172,13 @@ pub(crate) fn first_nan(src: &[f32]) -> Option<usize> {
 
 fn encode_impl<T: Element>(src: &[f32], dst: &mut [T], par: Par, saturating: bool) -> Result<()> {
     check_len("encode_slice", src.len(), dst.len())?;
-    if !T::FORMAT.spec().has_nan() {
-        if let Some(index) = first_nan(src) {
-            return Err(Error::NanNotRepresentable {
-                format: T::FORMAT.name(),
-                index,
-            });
-        }
+    if !T::FORMAT.spec().has_nan()
+        && let Some(index) = first_nan(src)
+    {
+        return Err(Error::NanNotRepresentable {
+            format: T::FORMAT.name(),
+            index,
+        });
     }
     let chunk = par.chunk_len(src.len(), 64, PAR_MIN_CHUNK);
     if chunk >= src.len() {
