@@ -1,5 +1,6 @@
 //! Error metrics between a reference and an approximation: MSE, maximum absolute and
-//! relative error, relative L2 error and signal-to-quantization-noise ratio (SQNR).
+//! relative error, relative L2 error, signal-to-quantization-noise ratio (SQNR), and ULP
+//! distance within a format ([`ulp_distance`], [`f32_ulp_distance`]).
 //!
 //! # Conventions
 //!
@@ -248,6 +249,44 @@ pub fn error_stats(reference: &[f32], approx: &[f32]) -> ErrorStats {
         sqnr_db: sqnr_from(signal, noise),
         non_finite,
     }
+}
+
+/// Distance in representable steps of `format` between `a` and `b`, counting across zero
+/// (±0 are one point): 0 when they round to the same value, 1 for neighbours.
+///
+/// Values that are not representable are rounded with the format's plain cast first, so
+/// the answer is exact for values that are (the usual case: comparing two results already
+/// in the format). `None` if either rounds to NaN or an infinity.
+///
+/// ```
+/// use numerics::{metrics::ulp_distance, Format};
+/// assert_eq!(ulp_distance(Format::F8E4M3FN, 1.0, 1.125), Some(1));
+/// assert_eq!(ulp_distance(Format::BF16, -0.0, 0.0), Some(0));
+/// assert_eq!(ulp_distance(Format::F8E5M2, 1.0, f32::INFINITY), None);
+/// ```
+pub fn ulp_distance(format: crate::Format, a: f32, b: f32) -> Option<u32> {
+    format
+        .spec()
+        .ulp_distance(format.encode(a), format.encode(b))
+}
+
+/// Distance in `f32` ulps between `a` and `b`, counting across zero (±0 are one point).
+/// `None` if either is NaN.
+///
+/// ```
+/// use numerics::metrics::f32_ulp_distance;
+/// assert_eq!(f32_ulp_distance(1.0, 1.0 + f32::EPSILON), Some(1));
+/// assert_eq!(f32_ulp_distance(-f32::from_bits(1), f32::from_bits(1)), Some(2));
+/// ```
+pub fn f32_ulp_distance(a: f32, b: f32) -> Option<u64> {
+    if a.is_nan() || b.is_nan() {
+        return None;
+    }
+    let ordinal = |x: f32| {
+        let mag = (x.to_bits() & 0x7FFF_FFFF) as i64;
+        if x.is_sign_negative() { -mag } else { mag }
+    };
+    Some(ordinal(a).abs_diff(ordinal(b)))
 }
 
 #[cfg(test)]

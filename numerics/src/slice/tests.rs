@@ -68,22 +68,14 @@ fn simd_encode_matches_engine_on_a_sweep_of_all_binades() {
 }
 
 #[test]
-fn simd_decode_matches_scalar_table_for_every_code_and_length() {
-    let codes: Vec<u8> = (0..=255u8).cycle().take(256 * 3 + 13).collect();
+fn table_decode_matches_the_engine_for_every_code() {
     for f in Format::ALL.into_iter().filter(|f| f.bits() <= 8) {
-        let table = DECODE_TABLES.get(f);
-        for len in [0, 1, 7, 8, 9, 15, 16, 17, 31, 33, codes.len()] {
-            let mut want = vec![0.0f32; len];
-            arch::decode_u8_fallback(table, &codes[..len], &mut want);
-            for isa in Isa::available() {
-                let mut got = vec![1.0f32; len];
-                arch::decode_u8(isa, table, &codes[..len], &mut got);
-                let same = got
-                    .iter()
-                    .zip(&want)
-                    .all(|(a, b)| a.to_bits() == b.to_bits());
-                assert!(same, "{f} {isa:?} len {len}");
-            }
+        let codes: Vec<u8> = (0..=255u8).collect();
+        let mut got = vec![0.0f32; 256];
+        arch::decode_u8(DECODE_TABLES.get(f), &codes, &mut got);
+        for (c, g) in codes.iter().zip(&got) {
+            let want = f.spec().decode(*c as u16);
+            assert!(g.to_bits() == want.to_bits(), "{f} {c:#04x}");
         }
     }
 }
