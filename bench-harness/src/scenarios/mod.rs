@@ -183,6 +183,9 @@ mod tests {
         };
         assert!(ctx.command("formats").ends_with("reproduce --only formats"));
         let ctx = Ctx { samples: 7, ..ctx };
-        assert!(ctx.command("formats").ends_with("--only formats --samples 7"));
+        assert!(
+            ctx.command("formats")
+                .ends_with("--only formats --samples 7")
+        );
     }
 }
