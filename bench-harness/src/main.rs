@@ -64,7 +64,7 @@ struct ReproduceArgs {
     /// Output directory (created if missing).
     #[arg(long, default_value = "docs/results")]
     out: PathBuf,
-    /// Samples per distribution (1 to 1e9; `1e6` and `1_000_000` are accepted).
+    /// Samples per distribution (1 to 1e8; `1e6` and `1_000_000` are accepted).
     #[arg(long, default_value_t = DEFAULT_SAMPLES, value_parser = parse_samples)]
     samples: usize,
     /// Base seed of every random stream.
@@ -127,7 +127,7 @@ fn parse_samples(s: &str) -> Result<usize, String> {
     }
     if n > MAX_SAMPLES as u128 {
         return Err(format!(
-            "{s} samples is more than the limit of {MAX_SAMPLES} (1e9)"
+            "{s} samples is more than the limit of {MAX_SAMPLES} (1e8: about 1.2 GB of buffers per distribution)"
         ));
     }
     Ok(n as usize)

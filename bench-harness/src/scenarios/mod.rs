@@ -20,7 +20,7 @@ pub(crate) const DEFAULT_SAMPLES: usize = 1_000_000;
 pub(crate) const DEFAULT_SEED: u64 = 20_261_123;
 /// The largest `--samples` accepted (each sample costs a few tens of bytes while a table
 /// runs).
-pub(crate) const MAX_SAMPLES: usize = 1_000_000_000;
+pub(crate) const MAX_SAMPLES: usize = 100_000_000;
 
 /// What every scenario receives.
 #[derive(Clone, Copy, Debug)]
