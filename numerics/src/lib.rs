@@ -10,7 +10,7 @@
 //!   ([`F8E4M3FN`], [`F8E5M2`], [`F8E4M3FNUZ`], [`F8E5M2FNUZ`], [`F8E8M0FNU`], [`F6E2M3FN`],
 //!   [`F6E3M2FN`], [`F4E2M1FN`]), all driven by one generic engine, [`MiniFloat`], which
 //!   also defines arbitrary ExMy formats at run time;
-//! - IEEE half and bfloat16, re-exported from the `half` crate ([`f16`], [`bf16`]);
+//! - IEEE half and bfloat16, re-exported from the `half` crate ([`struct@f16`], [`bf16`]);
 //! - bulk slice conversion with runtime-detected SIMD ([`encode_slice`], [`decode_slice`]);
 //! - OCP MX block formats ([`mx`]);
 //! - entropy and divergence ([`entropy`]) and error metrics ([`metrics`]);
