@@ -182,7 +182,7 @@ mod tests {
             }
             // Unused high bits of the last byte are zero.
             let used = codes.len() * bits as usize;
-            if used % 8 != 0 {
+            if !used.is_multiple_of(8) {
                 prop_assert_eq!(packed[packed.len() - 1] >> (used % 8), 0);
             }
         }

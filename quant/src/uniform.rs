@@ -281,7 +281,7 @@ impl GroupMap {
             }
             Granularity::PerGroup { group } => {
                 let last = *shape.last().unwrap_or(&0);
-                if last % group != 0 {
+                if !last.is_multiple_of(group) {
                     return Err(Error::ShapeMismatch {
                         op: "uniform::quantize (the last axis must be a multiple of the group)",
                         expected: vec![group],
@@ -402,11 +402,10 @@ pub fn quantize(x: &[f32], shape: &[usize], spec: UniformSpec) -> Result<Uniform
         } else {
             (v / s).round_ties_even() + z
         };
-        let clamped = u.clamp(umin, umax);
-        if clamped != u {
+        if u < umin || u > umax {
             clipped += 1;
         }
-        *c = clamped as u8;
+        *c = u.clamp(umin, umax) as u8;
     }
     let packed = pack::pack(&codes, spec.bits);
     if spec.symmetric {
@@ -560,7 +559,7 @@ mod tests {
             Granularity::PerChannel { axis: 1 },
         ];
         for g in [1, 2, 4, 8, 16, 32] {
-            if cols % g == 0 {
+            if cols.is_multiple_of(g) {
                 v.push(Granularity::PerGroup { group: g });
             }
         }
