@@ -1,8 +1,675 @@
-//! Module under construction.
+//! One run-time quantization format for every quantizer of the crate, parsed from a string,
+//! and the quantized tensor it produces.
+//!
+//! # Grammar
+//!
+//! `KIND[-gN][-asym|-sym][-pt][-sf16|-se8m0]`, case-insensitive, where `KIND` is one of
+//! `f32`, `f16`, `bf16`, `fp8-e4m3`, `fp8-e5m2`, `int2` … `int8`, `nf4`, `fp4`, `q4_0`,
+//! `q4_1`, `q8_0`, `mxfp8-e4m3`, `mxfp8-e5m2`, `mxfp6-e2m3`, `mxfp6-e3m2`, `mxfp4`, `mxint8`.
+//!
+//! - Integer kinds default to symmetric, per output channel (axis 0). `-gN` makes them per
+//!   group of `N` along the reduction (last) axis, `-pt` per tensor, `-asym` affine, `-sym`
+//!   symmetric (the default, accepted for clarity). `-sf16` / `-se8m0` store their scales as
+//!   `f16` / E8M0 instead of `f32` (an extension of the grammar).
+//! - `fp8-*` default to a per-output-channel amax scale; `-pt` makes it per tensor.
+//! - `nf4` and `fp4` take `-gN` for their block size (default 64), with bitsandbytes'
+//!   double quantization of the block absmax.
+//! - The other kinds take no options.
+//!
+//! Examples: `int8`, `int4-g32`, `int4-g32-asym`, `int8-pt`, `nf4-g128`, `fp8-e4m3-pt`.
+//! Errors name the offending token ([`Error::Parse`]). [`QuantFormat`]'s `Display` writes the
+//! canonical string, which parses back to the same format.
 
-/// Placeholder.
-#[derive(Debug, Clone, Copy)]
-pub struct QuantFormat;
-/// Placeholder.
-#[derive(Debug, Clone)]
-pub struct QuantizedTensor;
+use core::fmt;
+use core::str::FromStr;
+
+use half::{bf16, f16};
+use numerics::{MxFormat, NonFinite, Par};
+
+use crate::fp8::{self, Fp8Kind, Fp8Scaling, Fp8Tensor, MxTensor};
+use crate::ggml::{self, BlockQ4_0, BlockQ4_1, BlockQ8_0};
+use crate::nf4::{self, Codebook4, Nf4Params, Nf4Tensor};
+use crate::uniform::{self, Granularity, ScaleStorage, UniformSpec, UniformTensor};
+use crate::{Error, Result};
+
+/// Default block size of NF4/FP4 (bitsandbytes' default).
+pub const DEFAULT_NF4_BLOCK: usize = 64;
+
+/// A quantization format chosen at run time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum QuantFormat {
+    /// Unquantized `f32`.
+    F32,
+    /// IEEE half.
+    F16,
+    /// bfloat16.
+    BF16,
+    /// FP8 with amax scaling.
+    Fp8 {
+        /// Element format.
+        kind: Fp8Kind,
+        /// Scale granularity.
+        scaling: Fp8Scaling,
+    },
+    /// Uniform integer quantizer.
+    Int(UniformSpec),
+    /// NF4 or FP4 (bitsandbytes) with double quantization.
+    Nf4 {
+        /// Which 16-value codebook.
+        codebook: Codebook4,
+        /// Elements per absmax block.
+        block: usize,
+    },
+    /// GGML Q4_0.
+    Q4_0,
+    /// GGML Q4_1.
+    Q4_1,
+    /// GGML Q8_0.
+    Q8_0,
+    /// OCP MX block format.
+    Mx(MxFormat),
+}
+
+const KINDS: [&str; 23] = [
+    "f32",
+    "f16",
+    "bf16",
+    "fp8-e4m3",
+    "fp8-e5m2",
+    "int2",
+    "int3",
+    "int4",
+    "int5",
+    "int6",
+    "int7",
+    "int8",
+    "nf4",
+    "fp4",
+    "q4_0",
+    "q4_1",
+    "q8_0",
+    "mxfp8-e4m3",
+    "mxfp8-e5m2",
+    "mxfp6-e2m3",
+    "mxfp6-e3m2",
+    "mxfp4",
+    "mxint8",
+];
+
+impl FromStr for QuantFormat {
+    type Err = Error;
+
+    fn from_str(input: &str) -> Result<Self> {
+        let s = input.trim().to_ascii_lowercase();
+        let err = |token: &str, reason: &'static str| Error::Parse {
+            input: input.to_string(),
+            token: token.to_string(),
+            reason,
+        };
+        // The longest kind that the string starts with, followed by the end or '-'.
+        let kind = KINDS
+            .iter()
+            .filter(|k| {
+                s.starts_with(**k) && (s.len() == k.len() || s.as_bytes()[k.len()] == b'-')
+            })
+            .max_by_key(|k| k.len())
+            .ok_or_else(|| {
+                err(
+                    s.split('-').next().unwrap_or(""),
+                    "unknown kind (expected f32, f16, bf16, fp8-e4m3, fp8-e5m2, int2..int8, nf4, fp4, q4_0, q4_1, q8_0, mxfp8-e4m3, mxfp8-e5m2, mxfp6-e2m3, mxfp6-e3m2, mxfp4, mxint8)",
+                )
+            })?;
+        let rest = &s[kind.len()..];
+        let mut group: Option<usize> = None;
+        let mut symmetric: Option<bool> = None;
+        let mut per_tensor = false;
+        let mut storage: Option<ScaleStorage> = None;
+        for token in rest.split('-').skip(1) {
+            match token {
+                "asym" | "sym" => {
+                    if symmetric.is_some() {
+                        return Err(err(token, "symmetry given twice"));
+                    }
+                    symmetric = Some(token == "sym");
+                }
+                "pt" => {
+                    if per_tensor {
+                        return Err(err(token, "given twice"));
+                    }
+                    per_tensor = true;
+                }
+                "sf16" | "se8m0" => {
+                    if storage.is_some() {
+                        return Err(err(token, "scale storage given twice"));
+                    }
+                    storage = Some(if token == "sf16" {
+                        ScaleStorage::F16
+                    } else {
+                        ScaleStorage::E8M0
+                    });
+                }
+                t if t.starts_with('g') => {
+                    if group.is_some() {
+                        return Err(err(token, "group size given twice"));
+                    }
+                    let n: usize = t[1..]
+                        .parse()
+                        .map_err(|_| err(token, "expected gN with N a positive integer"))?;
+                    if n == 0 || n > 1 << 20 {
+                        return Err(err(token, "group size must be in 1..=1048576"));
+                    }
+                    group = Some(n);
+                }
+                "" => return Err(err(token, "empty option (doubled '-')")),
+                _ => {
+                    return Err(err(
+                        token,
+                        "unknown option (expected gN, asym, sym, pt, sf16, se8m0)",
+                    ));
+                }
+            }
+        }
+        let is_int = kind.starts_with("int");
+        let is_fp8 = kind.starts_with("fp8");
+        let is_4bit_codebook = *kind == "nf4" || *kind == "fp4";
+        if symmetric.is_some() && !is_int {
+            return Err(err(
+                if symmetric == Some(true) {
+                    "sym"
+                } else {
+                    "asym"
+                },
+                "only integer kinds take a symmetry",
+            ));
+        }
+        if storage.is_some() && !is_int {
+            return Err(err(
+                if storage == Some(ScaleStorage::F16) {
+                    "sf16"
+                } else {
+                    "se8m0"
+                },
+                "only integer kinds take a scale storage",
+            ));
+        }
+        if per_tensor && !(is_int || is_fp8) {
+            return Err(err("pt", "only integer and fp8 kinds can be per tensor"));
+        }
+        if let Some(g) = group {
+            if !(is_int || is_4bit_codebook) {
+                return Err(err(
+                    &format!("g{g}"),
+                    "only integer kinds, nf4 and fp4 take a group size",
+                ));
+            }
+            if per_tensor {
+                return Err(err("pt", "per-tensor conflicts with a group size"));
+            }
+            if is_4bit_codebook && g % 2 != 0 {
+                return Err(err(&format!("g{g}"), "nf4/fp4 block sizes must be even"));
+            }
+        }
+        Ok(match *kind {
+            "f32" => QuantFormat::F32,
+            "f16" => QuantFormat::F16,
+            "bf16" => QuantFormat::BF16,
+            "fp8-e4m3" | "fp8-e5m2" => QuantFormat::Fp8 {
+                kind: if *kind == "fp8-e4m3" {
+                    Fp8Kind::E4M3
+                } else {
+                    Fp8Kind::E5M2
+                },
+                scaling: if per_tensor {
+                    Fp8Scaling::PerTensor
+                } else {
+                    Fp8Scaling::PerChannel
+                },
+            },
+            "nf4" | "fp4" => QuantFormat::Nf4 {
+                codebook: if *kind == "nf4" {
+                    Codebook4::Nf4
+                } else {
+                    Codebook4::Fp4
+                },
+                block: group.unwrap_or(DEFAULT_NF4_BLOCK),
+            },
+            "q4_0" => QuantFormat::Q4_0,
+            "q4_1" => QuantFormat::Q4_1,
+            "q8_0" => QuantFormat::Q8_0,
+            "mxfp8-e4m3" => QuantFormat::Mx(MxFormat::Fp8E4M3),
+            "mxfp8-e5m2" => QuantFormat::Mx(MxFormat::Fp8E5M2),
+            "mxfp6-e2m3" => QuantFormat::Mx(MxFormat::Fp6E2M3),
+            "mxfp6-e3m2" => QuantFormat::Mx(MxFormat::Fp6E3M2),
+            "mxfp4" => QuantFormat::Mx(MxFormat::Fp4E2M1),
+            "mxint8" => QuantFormat::Mx(MxFormat::Int8),
+            int => {
+                let bits: u32 = int[3..].parse().expect("kind list holds int2..int8");
+                let granularity = match (group, per_tensor) {
+                    (Some(group), _) => Granularity::PerGroup { group },
+                    (None, true) => Granularity::PerTensor,
+                    (None, false) => Granularity::PerChannel { axis: 0 },
+                };
+                QuantFormat::Int(
+                    UniformSpec::new(bits, symmetric.unwrap_or(true), granularity)?
+                        .with_scale_storage(storage.unwrap_or_default()),
+                )
+            }
+        })
+    }
+}
+
+impl fmt::Display for QuantFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            QuantFormat::F32 => f.write_str("f32"),
+            QuantFormat::F16 => f.write_str("f16"),
+            QuantFormat::BF16 => f.write_str("bf16"),
+            QuantFormat::Fp8 { kind, scaling } => {
+                f.write_str(match kind {
+                    Fp8Kind::E4M3 => "fp8-e4m3",
+                    Fp8Kind::E5M2 => "fp8-e5m2",
+                })?;
+                if *scaling == Fp8Scaling::PerTensor {
+                    f.write_str("-pt")?;
+                }
+                Ok(())
+            }
+            QuantFormat::Int(spec) => {
+                write!(f, "int{}", spec.bits())?;
+                match spec.granularity() {
+                    Granularity::PerGroup { group } => write!(f, "-g{group}")?,
+                    Granularity::PerTensor => f.write_str("-pt")?,
+                    Granularity::PerChannel { .. } => {}
+                }
+                if !spec.symmetric() {
+                    f.write_str("-asym")?;
+                }
+                match spec.scale_storage() {
+                    ScaleStorage::F32 => Ok(()),
+                    ScaleStorage::F16 => f.write_str("-sf16"),
+                    ScaleStorage::E8M0 => f.write_str("-se8m0"),
+                }
+            }
+            QuantFormat::Nf4 { codebook, block } => {
+                f.write_str(match codebook {
+                    Codebook4::Nf4 => "nf4",
+                    Codebook4::Fp4 => "fp4",
+                })?;
+                if *block != DEFAULT_NF4_BLOCK {
+                    write!(f, "-g{block}")?;
+                }
+                Ok(())
+            }
+            QuantFormat::Q4_0 => f.write_str("q4_0"),
+            QuantFormat::Q4_1 => f.write_str("q4_1"),
+            QuantFormat::Q8_0 => f.write_str("q8_0"),
+            QuantFormat::Mx(m) => f.write_str(match m {
+                MxFormat::Fp8E4M3 => "mxfp8-e4m3",
+                MxFormat::Fp8E5M2 => "mxfp8-e5m2",
+                MxFormat::Fp6E2M3 => "mxfp6-e2m3",
+                MxFormat::Fp6E3M2 => "mxfp6-e3m2",
+                MxFormat::Fp4E2M1 => "mxfp4",
+                _ => "mxint8",
+            }),
+        }
+    }
+}
+
+/// A tensor quantized in some [`QuantFormat`], row-major with its shape.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub enum QuantizedTensor {
+    /// Unquantized.
+    F32 {
+        /// Shape.
+        shape: Vec<usize>,
+        /// Values.
+        data: Vec<f32>,
+    },
+    /// IEEE half.
+    F16 {
+        /// Shape.
+        shape: Vec<usize>,
+        /// Values.
+        data: Vec<f16>,
+    },
+    /// bfloat16.
+    BF16 {
+        /// Shape.
+        shape: Vec<usize>,
+        /// Values.
+        data: Vec<bf16>,
+    },
+    /// FP8 with amax scales.
+    Fp8(Fp8Tensor),
+    /// Uniform integer.
+    Int(UniformTensor),
+    /// NF4 / FP4.
+    Nf4 {
+        /// Shape.
+        shape: Vec<usize>,
+        /// The blocks.
+        tensor: Nf4Tensor,
+    },
+    /// GGML Q8_0 (rows of 32-element blocks).
+    Q8_0 {
+        /// Shape.
+        shape: Vec<usize>,
+        /// Blocks, row-major.
+        blocks: Vec<BlockQ8_0>,
+    },
+    /// GGML Q4_0.
+    Q4_0 {
+        /// Shape.
+        shape: Vec<usize>,
+        /// Blocks, row-major.
+        blocks: Vec<BlockQ4_0>,
+    },
+    /// GGML Q4_1.
+    Q4_1 {
+        /// Shape.
+        shape: Vec<usize>,
+        /// Blocks, row-major.
+        blocks: Vec<BlockQ4_1>,
+    },
+    /// OCP MX blocks over the row-major flattening.
+    Mx {
+        /// Shape.
+        shape: Vec<usize>,
+        /// The blocks.
+        tensor: MxTensor,
+    },
+}
+
+impl QuantizedTensor {
+    /// Quantizes `x` (row-major with `shape`) to `format`.
+    ///
+    /// ```
+    /// use quant::QuantizedTensor;
+    /// # fn main() -> Result<(), quant::Error> {
+    /// let w: Vec<f32> = (0..128).map(|i| ((i * 37 % 101) as f32 - 50.0) / 25.0).collect();
+    /// for name in ["int8", "int4-g32-asym", "nf4", "q4_0", "fp8-e4m3", "mxfp4"] {
+    ///     let q = QuantizedTensor::quantize(name.parse()?, &w, &[2, 64])?;
+    ///     let back = q.dequantize();
+    ///     let err = w.iter().zip(&back).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+    ///     assert!(err < 0.5, "{name}: {err}");
+    ///     assert!(q.bits_per_weight() < 9.0);
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// - [`Error::ShapeMismatch`] if `x.len()` is not the product of `shape`, or the shape
+    ///   does not suit the format (GGML needs a last axis that is a multiple of 32; groups
+    ///   must divide the last axis).
+    /// - [`Error::NonFinite`] for NaN or infinite values (every format refuses them, so a
+    ///   stored weight is never silently garbage).
+    /// - Errors of the individual quantizers (unrepresentable scales, bad block sizes).
+    pub fn quantize(format: QuantFormat, x: &[f32], shape: &[usize]) -> Result<Self> {
+        let n: usize = shape.iter().product();
+        if n != x.len() {
+            return Err(Error::ShapeMismatch {
+                op: "QuantizedTensor::quantize",
+                expected: shape.to_vec(),
+                got: vec![x.len()],
+            });
+        }
+        if let Some(index) = x.iter().position(|v| !v.is_finite()) {
+            return Err(Error::NonFinite {
+                op: "QuantizedTensor::quantize",
+                index,
+                value: x[index],
+            });
+        }
+        let shape_v = shape.to_vec();
+        let ggml_rows = || -> Result<()> {
+            let last = shape.last().copied().unwrap_or(0);
+            if last % ggml::QK != 0 {
+                return Err(Error::ShapeMismatch {
+                    op: "QuantizedTensor::quantize (GGML rows must be multiples of 32)",
+                    expected: vec![ggml::QK],
+                    got: shape.to_vec(),
+                });
+            }
+            Ok(())
+        };
+        Ok(match format {
+            QuantFormat::F32 => QuantizedTensor::F32 {
+                shape: shape_v,
+                data: x.to_vec(),
+            },
+            QuantFormat::F16 => {
+                let mut data = vec![f16::ZERO; n];
+                numerics::encode_slice(x, &mut data, Par::Seq)?;
+                QuantizedTensor::F16 {
+                    shape: shape_v,
+                    data,
+                }
+            }
+            QuantFormat::BF16 => {
+                let mut data = vec![bf16::ZERO; n];
+                numerics::encode_slice(x, &mut data, Par::Seq)?;
+                QuantizedTensor::BF16 {
+                    shape: shape_v,
+                    data,
+                }
+            }
+            QuantFormat::Fp8 { kind, scaling } => {
+                QuantizedTensor::Fp8(fp8::quantize(x, shape, kind, scaling)?)
+            }
+            QuantFormat::Int(spec) => QuantizedTensor::Int(uniform::quantize(x, shape, spec)?),
+            QuantFormat::Nf4 { codebook, block } => QuantizedTensor::Nf4 {
+                shape: shape_v,
+                tensor: nf4::quantize(x, Nf4Params::new(codebook, block, true))?,
+            },
+            QuantFormat::Q8_0 => {
+                ggml_rows()?;
+                QuantizedTensor::Q8_0 {
+                    shape: shape_v,
+                    blocks: ggml::quantize_row_q8_0(x),
+                }
+            }
+            QuantFormat::Q4_0 => {
+                ggml_rows()?;
+                QuantizedTensor::Q4_0 {
+                    shape: shape_v,
+                    blocks: ggml::quantize_row_q4_0(x),
+                }
+            }
+            QuantFormat::Q4_1 => {
+                ggml_rows()?;
+                QuantizedTensor::Q4_1 {
+                    shape: shape_v,
+                    blocks: ggml::quantize_row_q4_1(x),
+                }
+            }
+            QuantFormat::Mx(m) => QuantizedTensor::Mx {
+                shape: shape_v,
+                tensor: numerics::mx::quantize(m, x, NonFinite::Error, Par::Seq)?,
+            },
+        })
+    }
+
+    /// The format this tensor is stored in.
+    pub fn format(&self) -> QuantFormat {
+        match self {
+            QuantizedTensor::F32 { .. } => QuantFormat::F32,
+            QuantizedTensor::F16 { .. } => QuantFormat::F16,
+            QuantizedTensor::BF16 { .. } => QuantFormat::BF16,
+            QuantizedTensor::Fp8(t) => QuantFormat::Fp8 {
+                kind: t.kind(),
+                scaling: t.scaling(),
+            },
+            QuantizedTensor::Int(t) => QuantFormat::Int(t.spec()),
+            QuantizedTensor::Nf4 { tensor, .. } => QuantFormat::Nf4 {
+                codebook: tensor.codebook(),
+                block: tensor.block(),
+            },
+            QuantizedTensor::Q8_0 { .. } => QuantFormat::Q8_0,
+            QuantizedTensor::Q4_0 { .. } => QuantFormat::Q4_0,
+            QuantizedTensor::Q4_1 { .. } => QuantFormat::Q4_1,
+            QuantizedTensor::Mx { tensor, .. } => QuantFormat::Mx(tensor.format()),
+        }
+    }
+
+    /// The shape.
+    pub fn shape(&self) -> &[usize] {
+        match self {
+            QuantizedTensor::F32 { shape, .. }
+            | QuantizedTensor::F16 { shape, .. }
+            | QuantizedTensor::BF16 { shape, .. }
+            | QuantizedTensor::Nf4 { shape, .. }
+            | QuantizedTensor::Q8_0 { shape, .. }
+            | QuantizedTensor::Q4_0 { shape, .. }
+            | QuantizedTensor::Q4_1 { shape, .. }
+            | QuantizedTensor::Mx { shape, .. } => shape,
+            QuantizedTensor::Fp8(t) => t.shape(),
+            QuantizedTensor::Int(t) => t.shape(),
+        }
+    }
+
+    /// Number of elements.
+    pub fn len(&self) -> usize {
+        self.shape().iter().product()
+    }
+
+    /// Whether there are no elements.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Exact bytes of the stored representation: codes, scales, zero points, minima.
+    pub fn storage_bytes(&self) -> usize {
+        match self {
+            QuantizedTensor::F32 { data, .. } => 4 * data.len(),
+            QuantizedTensor::F16 { data, .. } => 2 * data.len(),
+            QuantizedTensor::BF16 { data, .. } => 2 * data.len(),
+            QuantizedTensor::Fp8(t) => t.storage_bytes(),
+            QuantizedTensor::Int(t) => t.storage_bytes(),
+            QuantizedTensor::Nf4 { tensor, .. } => tensor.storage_bytes(),
+            QuantizedTensor::Q8_0 { blocks, .. } => core::mem::size_of_val(blocks.as_slice()),
+            QuantizedTensor::Q4_0 { blocks, .. } => core::mem::size_of_val(blocks.as_slice()),
+            QuantizedTensor::Q4_1 { blocks, .. } => core::mem::size_of_val(blocks.as_slice()),
+            QuantizedTensor::Mx { tensor, .. } => (tensor.storage_bits() as usize).div_ceil(8),
+        }
+    }
+
+    /// Storage bits per element, everything included.
+    pub fn bits_per_weight(&self) -> f64 {
+        if self.is_empty() {
+            return 0.0;
+        }
+        self.storage_bytes() as f64 * 8.0 / self.len() as f64
+    }
+
+    /// Decodes into `out`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ShapeMismatch`] if `out` is not the tensor's length.
+    pub fn dequantize_into(&self, out: &mut [f32]) -> Result<()> {
+        if out.len() != self.len() {
+            return Err(Error::ShapeMismatch {
+                op: "QuantizedTensor::dequantize_into",
+                expected: vec![self.len()],
+                got: vec![out.len()],
+            });
+        }
+        match self {
+            QuantizedTensor::F32 { data, .. } => out.copy_from_slice(data),
+            QuantizedTensor::F16 { data, .. } => numerics::decode_slice(data, out, Par::Seq)?,
+            QuantizedTensor::BF16 { data, .. } => numerics::decode_slice(data, out, Par::Seq)?,
+            QuantizedTensor::Fp8(t) => t.dequantize_range_into(0, out)?,
+            QuantizedTensor::Int(t) => t.dequantize_into(out)?,
+            QuantizedTensor::Nf4 { tensor, .. } => tensor.dequantize_into(out)?,
+            QuantizedTensor::Q8_0 { blocks, .. } => ggml::dequantize_row_q8_0(blocks, out),
+            QuantizedTensor::Q4_0 { blocks, .. } => ggml::dequantize_row_q4_0(blocks, out),
+            QuantizedTensor::Q4_1 { blocks, .. } => ggml::dequantize_row_q4_1(blocks, out),
+            QuantizedTensor::Mx { tensor, .. } => tensor.dequantize_into(out, Par::Seq)?,
+        }
+        Ok(())
+    }
+
+    /// Decodes into a new vector.
+    pub fn dequantize(&self) -> Vec<f32> {
+        let mut out = vec![0.0; self.len()];
+        self.dequantize_into(&mut out)
+            .expect("output has the tensor's length");
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grammar_examples_parse_and_print_back() {
+        for s in [
+            "f32",
+            "f16",
+            "bf16",
+            "fp8-e4m3",
+            "fp8-e5m2-pt",
+            "int8",
+            "int4-g32",
+            "int4-g32-asym",
+            "int8-pt",
+            "int2-g64-asym-sf16",
+            "int3-se8m0",
+            "nf4",
+            "nf4-g128",
+            "fp4",
+            "q4_0",
+            "q4_1",
+            "q8_0",
+            "mxfp8-e4m3",
+            "mxfp8-e5m2",
+            "mxfp6-e2m3",
+            "mxfp6-e3m2",
+            "mxfp4",
+            "mxint8",
+        ] {
+            let f: QuantFormat = s.parse().unwrap_or_else(|e| panic!("{s}: {e}"));
+            assert_eq!(f.to_string(), s);
+            assert_eq!(f.to_string().parse::<QuantFormat>().unwrap(), f);
+        }
+        let f: QuantFormat = "INT4-G32-SYM".parse().unwrap();
+        assert_eq!(f.to_string(), "int4-g32");
+        match "int4".parse::<QuantFormat>().unwrap() {
+            QuantFormat::Int(s) => {
+                assert!(s.symmetric());
+                assert_eq!(s.granularity(), Granularity::PerChannel { axis: 0 });
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn parse_errors_name_the_bad_token() {
+        for (s, token) in [
+            ("int9", "int9"),
+            ("int4-g0", "g0"),
+            ("int4-gx", "gx"),
+            ("int4-foo", "foo"),
+            ("int4-g32-pt", "pt"),
+            ("int4-asym-sym", "sym"),
+            ("q4_0-g32", "g32"),
+            ("nf4-asym", "asym"),
+            ("nf4-g33", "g33"),
+            ("fp8-e4m3-g32", "g32"),
+            ("f16-pt", "pt"),
+            ("int4--g32", ""),
+            ("", ""),
+            ("fp8", "fp8"),
+        ] {
+            match s.parse::<QuantFormat>() {
+                Err(Error::Parse { token: t, .. }) => assert_eq!(t, token, "{s}"),
+                other => panic!("{s}: {other:?}"),
+            }
+        }
+    }
+}

@@ -11,7 +11,7 @@
 //! - [`nf4`]: NF4 and FP4 as in QLoRA/bitsandbytes, with double quantization;
 //! - [`fp8`]: FP8 (E4M3FN/E5M2) with amax scaling, and the OCP MX block formats;
 //! - [`ggml`]: GGML's Q8_0, Q4_0 and Q4_1 blocks, byte-compatible with GGUF;
-//! - [`format`]: one run-time format type parsed from strings such as `int4-g32-asym`, and
+//! - [`mod@format`]: one run-time format type parsed from strings such as `int4-g32-asym`, and
 //!   the quantized tensor it produces;
 //! - [`calibrate`]: range observers (min-max, moving average, percentile, MSE-optimal,
 //!   KL/entropy);

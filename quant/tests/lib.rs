@@ -1,1 +1,2 @@
 //! Integration tests of `quant`.
+mod ggml;
