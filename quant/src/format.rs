@@ -25,10 +25,12 @@ use core::str::FromStr;
 
 use half::{bf16, f16};
 use numerics::{MxFormat, NonFinite, Par};
+use rayon::prelude::*;
 
 use crate::fp8::{self, Fp8Kind, Fp8Scaling, Fp8Tensor, MxTensor};
 use crate::ggml::{self, BlockQ4_0, BlockQ4_1, BlockQ8_0};
 use crate::nf4::{self, Codebook4, Nf4Params, Nf4Tensor};
+use crate::qmatvec::{self, QWeight};
 use crate::uniform::{self, Granularity, ScaleStorage, UniformSpec, UniformTensor};
 use crate::{Error, Result};
 
@@ -351,6 +353,9 @@ pub enum QuantizedTensor {
         shape: Vec<usize>,
         /// The blocks.
         tensor: Nf4Tensor,
+        /// The per-block absmax as the kernels use it (decoded once from the double
+        /// quantization; an in-memory copy, not part of the stored format).
+        absmax: Vec<f32>,
     },
     /// GGML Q8_0 (rows of 32-element blocks).
     Q8_0 {
@@ -461,10 +466,14 @@ impl QuantizedTensor {
                 QuantizedTensor::Fp8(fp8::quantize(x, shape, kind, scaling)?)
             }
             QuantFormat::Int(spec) => QuantizedTensor::Int(uniform::quantize(x, shape, spec)?),
-            QuantFormat::Nf4 { codebook, block } => QuantizedTensor::Nf4 {
-                shape: shape_v,
-                tensor: nf4::quantize(x, Nf4Params::new(codebook, block, true))?,
-            },
+            QuantFormat::Nf4 { codebook, block } => {
+                let tensor = nf4::quantize(x, Nf4Params::new(codebook, block, true))?;
+                QuantizedTensor::Nf4 {
+                    shape: shape_v,
+                    absmax: tensor.absmax(),
+                    tensor,
+                }
+            }
             QuantFormat::Q8_0 => {
                 ggml_rows()?;
                 QuantizedTensor::Q8_0 {
@@ -602,6 +611,244 @@ impl QuantizedTensor {
     }
 }
 
+/// Owned side data a kernel view needs for some layouts (per-row scales of a per-tensor
+/// quantizer), kept alive while the [`QWeight`] borrows it.
+#[derive(Default)]
+struct KernelScratch {
+    scales: Vec<f32>,
+    zeros: Vec<u8>,
+}
+
+impl QuantizedTensor {
+    /// `[rows, cols]` of a 2-D tensor.
+    fn matrix_dims(&self, op: &'static str) -> Result<(usize, usize)> {
+        match *self.shape() {
+            [rows, cols] => Ok((rows, cols)),
+            _ => Err(Error::ShapeMismatch {
+                op,
+                expected: vec![2],
+                got: self.shape().to_vec(),
+            }),
+        }
+    }
+
+    /// The fused kernel view of this `[rows, cols]` weight, if [`crate::qmatvec`] has a
+    /// kernel for its layout: f32, FP8, int8 and int4 per channel or per group (even group
+    /// sizes), NF4/FP4 whose block divides the rows, and the GGML blocks.
+    fn qweight<'a>(
+        &'a self,
+        rows: usize,
+        cols: usize,
+        scratch: &'a mut KernelScratch,
+    ) -> Option<QWeight<'a>> {
+        match self {
+            QuantizedTensor::F32 { data, .. } => Some(QWeight::F32(data)),
+            QuantizedTensor::Fp8(t) => {
+                scratch.scales = t.row_scales();
+                Some(QWeight::Fp8 {
+                    codes: t.codes(),
+                    scales: &scratch.scales,
+                    kind: t.kind(),
+                })
+            }
+            QuantizedTensor::Int(t) => {
+                let spec = t.spec();
+                let group = match spec.granularity() {
+                    Granularity::PerChannel { axis: 0 } => cols,
+                    Granularity::PerGroup { group } => group,
+                    Granularity::PerTensor => cols,
+                    Granularity::PerChannel { .. } => return None,
+                };
+                let (scales, zeros): (&[f32], &[u8]) =
+                    if spec.granularity() == Granularity::PerTensor {
+                        scratch.scales = vec![t.scales()[0]; rows];
+                        scratch.zeros = vec![t.zero_point(0); rows];
+                        (&scratch.scales, &scratch.zeros)
+                    } else {
+                        (t.scales(), t.zero_points_per_group())
+                    };
+                match spec.bits() {
+                    8 => Some(QWeight::U8 {
+                        codes: t.packed(),
+                        scales,
+                        zeros,
+                        group,
+                    }),
+                    4 if group.is_multiple_of(2) && cols.is_multiple_of(2) => Some(QWeight::U4 {
+                        packed: t.packed(),
+                        scales,
+                        zeros,
+                        group,
+                    }),
+                    _ => None,
+                }
+            }
+            QuantizedTensor::Nf4 { tensor, absmax, .. }
+                if cols.is_multiple_of(tensor.block()) && cols.is_multiple_of(2) =>
+            {
+                Some(QWeight::Codebook4 {
+                    packed: tensor.packed(),
+                    absmax,
+                    block: tensor.block(),
+                    codebook: tensor.codebook().values(),
+                })
+            }
+            QuantizedTensor::Q8_0 { blocks, .. } => Some(QWeight::Q8_0(blocks)),
+            QuantizedTensor::Q4_0 { blocks, .. } => Some(QWeight::Q4_0(blocks)),
+            QuantizedTensor::Q4_1 { blocks, .. } => Some(QWeight::Q4_1(blocks)),
+            _ => None,
+        }
+    }
+
+    /// Decodes row `r` of a `[rows, cols]` tensor into `out` (the fallback of formats
+    /// without a fused kernel).
+    fn decode_row(&self, r: usize, out: &mut [f32]) {
+        let cols = out.len();
+        let start = r * cols;
+        match self {
+            QuantizedTensor::F32 { data, .. } => out.copy_from_slice(&data[start..start + cols]),
+            QuantizedTensor::F16 { data, .. } => {
+                numerics::decode_slice(&data[start..start + cols], out, Par::Seq)
+                    .expect("row lengths match");
+            }
+            QuantizedTensor::BF16 { data, .. } => {
+                numerics::decode_slice(&data[start..start + cols], out, Par::Seq)
+                    .expect("row lengths match");
+            }
+            QuantizedTensor::Fp8(t) => t
+                .dequantize_range_into(start, out)
+                .expect("row inside the tensor"),
+            QuantizedTensor::Int(t) => t
+                .dequantize_range_into(start, out)
+                .expect("row inside the tensor"),
+            QuantizedTensor::Nf4 { tensor, absmax, .. } => {
+                let values = tensor.codebook().values();
+                let packed = tensor.packed();
+                for (k, o) in out.iter_mut().enumerate() {
+                    let i = start + k;
+                    let byte = packed[i / 2];
+                    let code = if i.is_multiple_of(2) {
+                        byte >> 4
+                    } else {
+                        byte & 0x0F
+                    };
+                    *o = values[code as usize] * absmax[i / tensor.block()];
+                }
+            }
+            QuantizedTensor::Q8_0 { blocks, .. } => {
+                let b = cols / ggml::QK;
+                ggml::dequantize_row_q8_0(&blocks[r * b..(r + 1) * b], out);
+            }
+            QuantizedTensor::Q4_0 { blocks, .. } => {
+                let b = cols / ggml::QK;
+                ggml::dequantize_row_q4_0(&blocks[r * b..(r + 1) * b], out);
+            }
+            QuantizedTensor::Q4_1 { blocks, .. } => {
+                let b = cols / ggml::QK;
+                ggml::dequantize_row_q4_1(&blocks[r * b..(r + 1) * b], out);
+            }
+            QuantizedTensor::Mx { tensor, .. } => {
+                let format = tensor.format();
+                for (k, o) in out.iter_mut().enumerate() {
+                    let i = start + k;
+                    let scale = tensor.scales()[i / numerics::mx::BLOCK_SIZE];
+                    let code = tensor.codes()[i];
+                    *o = if scale.is_nan() {
+                        f32::NAN
+                    } else {
+                        let element = match format.element_format() {
+                            Some(f) => f.decode(code as u16),
+                            None => (code as i8) as f32 / 64.0,
+                        };
+                        element * scale.to_f32()
+                    };
+                }
+            }
+        }
+    }
+
+    /// `y = W·x` for this tensor as a `[rows, cols]` weight (`rows` outputs): the fused
+    /// kernel of [`crate::qmatvec`] where the layout has one (decoding on the fly), otherwise
+    /// row by row through a one-row scratch. The full `f32` matrix is never materialized.
+    ///
+    /// ```
+    /// use numerics::Par;
+    /// use quant::QuantizedTensor;
+    /// # fn main() -> Result<(), quant::Error> {
+    /// let w: Vec<f32> = (0..4 * 64).map(|i| ((i % 7) as f32 - 3.0) / 8.0).collect();
+    /// let q = QuantizedTensor::quantize("int8".parse()?, &w, &[4, 64])?;
+    /// let x = vec![1.0f32; 64];
+    /// let mut y = [0.0f32; 4];
+    /// q.matvec(&x, &mut y, Par::Seq)?;
+    /// let exact: f32 = w[..64].iter().sum();
+    /// assert!((y[0] - exact).abs() < 0.05);
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ShapeMismatch`] if the tensor is not 2-D or `x`/`y` do not fit it.
+    pub fn matvec(&self, x: &[f32], y: &mut [f32], par: Par) -> Result<()> {
+        self.matmul(x, 1, y, par)
+    }
+
+    /// `Y = X·Wᵀ` for `n` row-major inputs `X` (`[n, cols]`) into `Y` (`[n, rows]`), as
+    /// [`QuantizedTensor::matvec`] but decoding each weight row once for all inputs.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ShapeMismatch`] if the tensor is not 2-D or `x`/`y` do not fit it.
+    pub fn matmul(&self, x: &[f32], n: usize, y: &mut [f32], par: Par) -> Result<()> {
+        let op = "QuantizedTensor::matmul";
+        let (rows, cols) = self.matrix_dims(op)?;
+        if x.len() != n * cols || y.len() != n * rows {
+            return Err(Error::ShapeMismatch {
+                op,
+                expected: vec![n * cols, n * rows],
+                got: vec![x.len(), y.len()],
+            });
+        }
+        if n == 0 || rows == 0 {
+            return Ok(());
+        }
+        let mut scratch = KernelScratch::default();
+        if let Some(w) = self.qweight(rows, cols, &mut scratch) {
+            if n == 1 {
+                qmatvec::matvec(&w, rows, cols, x, y, par);
+            } else {
+                qmatvec::matmul(&w, rows, cols, x, n, y, par);
+            }
+            return Ok(());
+        }
+        // Fallback: decode one weight row at a time; results land column-wise in Y, so
+        // compute Yᵀ row by row and transpose at the end.
+        let mut yt = vec![0.0f32; rows * n];
+        let per = par.chunk_len(rows, 1, 16);
+        let run = |(chunk, out): (usize, &mut [f32])| {
+            let mut row = vec![0.0f32; cols];
+            for (j, yr) in out.chunks_mut(n).enumerate() {
+                self.decode_row(chunk * per + j, &mut row);
+                for (k, v) in yr.iter_mut().enumerate() {
+                    let xk = &x[k * cols..(k + 1) * cols];
+                    *v = row.iter().zip(xk).map(|(a, b)| a * b).sum();
+                }
+            }
+        };
+        if per >= rows {
+            run((0, &mut yt));
+        } else {
+            yt.par_chunks_mut(per * n).enumerate().for_each(run);
+        }
+        for r in 0..rows {
+            for k in 0..n {
+                y[k * rows + r] = yt[r * n + k];
+            }
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -671,5 +918,128 @@ mod tests {
                 other => panic!("{s}: {other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn matvec_and_matmul_agree_with_dequantized_reference_for_every_format() {
+        use numerics::testing::rng;
+        let mut r = rng::seeded(5);
+        let (rows, cols) = (7, 128);
+        let w = rng::normal_vec(&mut r, rows * cols);
+        let n = 3;
+        let x = rng::normal_vec(&mut r, n * cols);
+        for name in [
+            "f32",
+            "f16",
+            "bf16",
+            "fp8-e4m3",
+            "fp8-e5m2-pt",
+            "int8",
+            "int8-pt",
+            "int8-g32-asym",
+            "int4",
+            "int4-g32",
+            "int4-g64-asym",
+            "int4-pt",
+            "int3-g32",
+            "int2-asym",
+            "nf4",
+            "fp4-g32",
+            "nf4-g128",
+            "q8_0",
+            "q4_0",
+            "q4_1",
+            "mxfp8-e4m3",
+            "mxfp4",
+            "mxint8",
+        ] {
+            let q = QuantizedTensor::quantize(name.parse().unwrap(), &w, &[rows, cols]).unwrap();
+            let wd = q.dequantize();
+            let mut want = vec![0.0f64; n * rows];
+            for k in 0..n {
+                for rr in 0..rows {
+                    want[k * rows + rr] = (0..cols)
+                        .map(|c| wd[rr * cols + c] as f64 * x[k * cols + c] as f64)
+                        .sum();
+                }
+            }
+            for par in [Par::Seq, Par::rayon(3)] {
+                let mut y = vec![0.0f32; n * rows];
+                q.matmul(&x, n, &mut y, par).unwrap();
+                let mut yv = vec![0.0f32; rows];
+                q.matvec(&x[..cols], &mut yv, par).unwrap();
+                for i in 0..n * rows {
+                    let tol = 1e-4 * (1.0 + want[i].abs()) * (cols as f64).sqrt();
+                    assert!(
+                        (y[i] as f64 - want[i]).abs() <= tol,
+                        "{name} {par:?} matmul {i}: {} vs {}",
+                        y[i],
+                        want[i]
+                    );
+                }
+                for i in 0..rows {
+                    // matvec and matmul may sum in different orders: compare to the reference.
+                    let tol = 1e-4 * (1.0 + want[i].abs()) * (cols as f64).sqrt();
+                    assert!(
+                        (yv[i] as f64 - want[i]).abs() <= tol,
+                        "{name} {par:?} matvec {i}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn matvec_shape_errors_are_typed() {
+        let q = QuantizedTensor::quantize(QuantFormat::F32, &[0.0; 8], &[2, 4]).unwrap();
+        assert!(q.matvec(&[0.0; 3], &mut [0.0; 2], Par::Seq).is_err());
+        assert!(q.matvec(&[0.0; 4], &mut [0.0; 3], Par::Seq).is_err());
+        let v = QuantizedTensor::quantize(QuantFormat::F32, &[0.0; 8], &[8]).unwrap();
+        assert!(v.matvec(&[0.0; 8], &mut [0.0; 1], Par::Seq).is_err());
+    }
+
+    #[test]
+    fn quantize_rejects_bad_input_with_typed_errors() {
+        let nan = [1.0, f32::NAN, 0.0, 0.0];
+        for name in ["f16", "int8", "nf4", "q8_0", "mxfp4", "fp8-e4m3"] {
+            let f: QuantFormat = name.parse().unwrap();
+            assert!(
+                matches!(
+                    QuantizedTensor::quantize(f, &nan, &[4]),
+                    Err(Error::NonFinite { index: 1, .. })
+                ),
+                "{name}"
+            );
+            assert!(
+                matches!(
+                    QuantizedTensor::quantize(f, &[0.0; 4], &[5]),
+                    Err(Error::ShapeMismatch { .. })
+                ),
+                "{name}"
+            );
+        }
+        assert!(matches!(
+            QuantizedTensor::quantize(QuantFormat::Q4_0, &[0.0; 40], &[40]),
+            Err(Error::ShapeMismatch { .. })
+        ));
+    }
+
+    #[test]
+    fn storage_accounting_is_exact() {
+        let w = vec![0.5f32; 2 * 64];
+        let bytes = |name: &str| {
+            QuantizedTensor::quantize(name.parse().unwrap(), &w, &[2, 64])
+                .unwrap()
+                .storage_bytes()
+        };
+        assert_eq!(bytes("f32"), 512);
+        assert_eq!(bytes("bf16"), 256);
+        assert_eq!(bytes("int8"), 128 + 2 * 4);
+        assert_eq!(bytes("int4-g32-asym"), 64 + 4 * 4 + 4);
+        assert_eq!(bytes("int3-pt"), 48 + 4);
+        assert_eq!(bytes("q4_0"), 4 * 18);
+        assert_eq!(bytes("q8_0"), 4 * 34);
+        assert_eq!(bytes("mxfp4"), 64 + 4);
+        assert_eq!(bytes("fp8-e4m3"), 128 + 2 * 4);
     }
 }

@@ -5,7 +5,9 @@
 //! seed): it must not read the clock, the environment or the thread count, so that running
 //! `reproduce` twice gives byte-identical files.
 
+pub(crate) mod calibration;
 pub(crate) mod formats;
+pub(crate) mod quantizers;
 
 use std::path::{Path, PathBuf};
 
@@ -70,7 +72,11 @@ pub(crate) struct Scenario {
 }
 
 /// Every table, in index order.
-pub(crate) const ALL: &[Scenario] = &[formats::SCENARIO];
+pub(crate) const ALL: &[Scenario] = &[
+    formats::SCENARIO,
+    quantizers::SCENARIO,
+    calibration::SCENARIO,
+];
 
 /// The scenario names, for `--only`.
 pub(crate) fn names() -> Vec<&'static str> {
