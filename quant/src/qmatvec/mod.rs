@@ -501,17 +501,17 @@ struct XAux {
 /// elements after the last full chunk of a group keep their order, and so do odd groups
 /// (only a Codebook4 block can be odd; see [`cpu::codebook4_chunks`]).
 fn permute_x_for_nibbles(x: &[f32], group: usize) -> Vec<f32> {
+    let mut out = x.to_vec();
     if !group.is_multiple_of(2) {
-        return x.to_vec();
+        return out;
     }
-    let mut out = Vec::with_capacity(x.len());
-    for g in x.chunks_exact(group) {
-        let (chunks, tail) = g.as_chunks::<32>();
-        for c in chunks {
-            out.extend(c.iter().step_by(2));
-            out.extend(c.iter().skip(1).step_by(2));
+    for (g, o) in x.chunks_exact(group).zip(out.chunks_exact_mut(group)) {
+        for (c, oc) in g.as_chunks::<32>().0.iter().zip(o.as_chunks_mut::<32>().0) {
+            for l in 0..16 {
+                oc[l] = c[2 * l];
+                oc[16 + l] = c[2 * l + 1];
+            }
         }
-        out.extend_from_slice(tail);
     }
     out
 }

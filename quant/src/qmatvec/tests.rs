@@ -360,7 +360,7 @@ fn check_matvec(layout: Layout, rows: usize, cols: usize, seed: u64) {
     }
 }
 
-/// matmul likewise, plus: row `i` of a matmul == matvec of `X[i]` to tolerance.
+/// matmul likewise, and the default scratch size gives the bits of the tiny test one.
 fn check_matmul(layout: Layout, rows: usize, cols: usize, n: usize, seed: u64) {
     let mut rng = seeded(seed);
     let owned = random_weight(&mut rng, layout, rows, cols);

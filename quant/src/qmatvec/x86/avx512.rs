@@ -5,8 +5,7 @@ use core::arch::x86_64::*;
 
 use super::super::cpu::codebook4_chunks;
 use super::super::{BlocksCtx, Codebook4Ctx, Fp8Ctx, GroupedCtx, Prepared, QWeight};
-use super::prefetch_ahead;
-use super::{E4M3_F16_MASK, E4M3_F16_NAN, F16_EXP, IOTA, Q4_0_VALUES, halves};
+use super::{E4M3_F16_MASK, E4M3_F16_NAN, F16_EXP, IOTA, Q4_0_VALUES, halves, prefetch_ahead};
 use crate::fp8::Fp8Kind;
 use crate::ggml::{BlockQ4_0, BlockQ4_1, BlockQ8_0, QK};
 

@@ -25,10 +25,13 @@ macro_rules! kernels {
             match k {
                 Prepared::U8(c) if c.group.is_multiple_of(16) => u8_block_chunked::<R>(c, r),
                 Prepared::U8(c) => u8_block::<R>(c, r),
-                Prepared::U4(c) if c.group.is_multiple_of(32) => u4_block_chunked::<R>(c, r),
+                Prepared::U4(c) if c.group == 32 => u4_block_chunked::<R, 1>(c, r),
+                Prepared::U4(c) if c.group == 64 => u4_block_chunked::<R, 2>(c, r),
+                Prepared::U4(c) if c.group.is_multiple_of(32) => u4_block_chunked::<R, 0>(c, r),
                 Prepared::U4(c) => u4_block::<R>(c, r),
+                Prepared::Codebook4(c) if c.block == 64 => codebook4_block_chunked::<R, 2>(c, r),
                 Prepared::Codebook4(c) if c.block.is_multiple_of(32) => {
-                    codebook4_block_chunked::<R>(c, r)
+                    codebook4_block_chunked::<R, 0>(c, r)
                 }
                 Prepared::Codebook4(c) => codebook4_block::<R>(c, r),
                 Prepared::Q8_0(c) => q8_0_block::<R>(c, r),
@@ -52,24 +55,8 @@ macro_rules! kernels {
             (load(x), load(y))
         }
 
-        /// `Σ_g (s_g·z_g)·X_g` for one row (`cpu::zero_term`).
-        #[target_feature(enable = $feat)]
-        fn zero_term(scales: &[f32], zeros: &[u8], xsum: &[f32]) -> f32 {
-            let (sc, st) = scales.as_chunks::<16>();
-            let (zc, zt) = zeros.as_chunks::<16>();
-            let (xc, xt) = xsum.as_chunks::<16>();
-            let mut q = zero();
-            for ((s, z), x) in sc.iter().zip(zc).zip(xc) {
-                q = fma(mul(load(s), u8x16(z)), load(x), q);
-            }
-            let mut t = hsum(q);
-            for ((&s, &z), &x) in st.iter().zip(zt).zip(xt) {
-                t = (s * f32::from(z)).mul_add(x, t);
-            }
-            t
-        }
-
-        /// The end of a U8/U4 row: `(hsum(acc) + tail) − zero_term`.
+        /// The end of a U8/U4 row: `(hsum(acc) + tail) − Σ_g (s_g·z_g)·X_g`, the zero-point
+        /// term summed as in `cpu::zero_term`, for the `R` rows at once (independent chains).
         #[target_feature(enable = $feat)]
         fn grouped_finish<const R: usize>(
             c: &GroupedCtx<'_>,
@@ -78,14 +65,26 @@ macro_rules! kernels {
             tail: [f32; R],
         ) -> [f32; R] {
             let ng = c.cols / c.group;
+            let scales: [&[f32]; R] = core::array::from_fn(|j| &c.scales[(r + j) * ng..][..ng]);
+            let zeros: [&[u8]; R] = core::array::from_fn(|j| &c.zeros[(r + j) * ng..][..ng]);
+            let (xc, xt) = c.xsum[..ng].as_chunks::<16>();
+            let mut q = [zero(); R];
+            for (k, xk) in xc.iter().enumerate() {
+                let xv = load(xk);
+                for j in 0..R {
+                    let s = &scales[j].as_chunks::<16>().0[k];
+                    let z = &zeros[j].as_chunks::<16>().0[k];
+                    q[j] = fma(mul(load(s), u8x16(z)), xv, q[j]);
+                }
+            }
             let mut out = [0.0f32; R];
             for j in 0..R {
-                let q = zero_term(
-                    &c.scales[(r + j) * ng..][..ng],
-                    &c.zeros[(r + j) * ng..][..ng],
-                    c.xsum,
-                );
-                out[j] = (hsum(acc[j]) + tail[j]) - q;
+                let mut t = hsum(q[j]);
+                let rest = 16 * xc.len();
+                for ((&s, &z), &xv) in scales[j][rest..].iter().zip(&zeros[j][rest..]).zip(xt) {
+                    t = (s * f32::from(z)).mul_add(xv, t);
+                }
+                out[j] = (hsum(acc[j]) + tail[j]) - t;
             }
             out
         }
@@ -163,21 +162,30 @@ macro_rules! kernels {
             grouped_finish(c, r, acc, tail)
         }
 
-        /// U4 whose groups are whole 32-element chunks (`group % 32 == 0`).
+        /// U4 whose groups are whole 32-element chunks (`group % 32 == 0`). `NCH` is the
+        /// number of chunks a group when known at compile time (1 for int4-g32, 2 for g64,
+        /// so the chunk loop unrolls away), 0 otherwise.
         #[target_feature(enable = $feat)]
-        fn u4_block_chunked<const R: usize>(c: &GroupedCtx<'_>, r: usize) -> [f32; R] {
+        fn u4_block_chunked<const R: usize, const NCH: usize>(
+            c: &GroupedCtx<'_>,
+            r: usize,
+        ) -> [f32; R] {
             let (cols, g) = (c.cols, c.group);
-            let (ng, nch, half) = (cols / g, g / 32, cols / 2);
+            let (ng, half) = (cols / g, cols / 2);
+            let nch = if NCH == 0 { g / 32 } else { NCH };
             let x = c.x.as_chunks::<32>().0;
             let packed: [&[[u8; 16]]; R] =
                 core::array::from_fn(|j| c.codes[(r + j) * half..][..half].as_chunks::<16>().0);
             let scales: [&[f32]; R] = core::array::from_fn(|j| &c.scales[(r + j) * ng..][..ng]);
             // The unchecked reads below stay inside these lengths.
+            assert!(nch * 32 == g);
             assert!(x.len() == ng * nch && packed.iter().all(|p| p.len() == ng * nch));
+            assert!(scales.iter().all(|s| s.len() == ng));
             let mut acc = [zero(); R];
             for gi in 0..ng {
                 let mut dot = [zero(); R];
-                for t in gi * nch..(gi + 1) * nch {
+                for k in 0..nch {
+                    let t = gi * nch + k;
                     // SAFETY: t < ng·nch = x.len() (asserted above).
                     let (xa, xb) = load2(unsafe { x.get_unchecked(t) });
                     for j in 0..R {
@@ -189,7 +197,9 @@ macro_rules! kernels {
                     }
                 }
                 for j in 0..R {
-                    acc[j] = fma(splat(scales[j][gi]), dot[j], acc[j]);
+                    // SAFETY: gi < ng = scales[j].len() (asserted above).
+                    let s = unsafe { *scales[j].get_unchecked(gi) };
+                    acc[j] = fma(splat(s), dot[j], acc[j]);
                 }
             }
             grouped_finish(c, r, acc, [0.0; R])
@@ -243,22 +253,30 @@ macro_rules! kernels {
             grouped_finish(c, r, acc, tail)
         }
 
-        /// Codebook4 whose blocks are whole 32-element chunks (`block % 32 == 0`).
+        /// Codebook4 whose blocks are whole 32-element chunks (`block % 32 == 0`); `NCH` as
+        /// for `u4_block_chunked`.
         #[target_feature(enable = $feat)]
-        fn codebook4_block_chunked<const R: usize>(c: &Codebook4Ctx<'_>, r: usize) -> [f32; R] {
+        fn codebook4_block_chunked<const R: usize, const NCH: usize>(
+            c: &Codebook4Ctx<'_>,
+            r: usize,
+        ) -> [f32; R] {
             let (cols, g) = (c.cols, c.block);
-            let (nb, nch, half) = (cols / g, g / 32, cols / 2);
+            let (nb, half) = (cols / g, cols / 2);
+            let nch = if NCH == 0 { g / 32 } else { NCH };
             let table = lut(c.codebook);
             let x = c.x.as_chunks::<32>().0;
             let packed: [&[[u8; 16]]; R] =
                 core::array::from_fn(|j| c.packed[(r + j) * half..][..half].as_chunks::<16>().0);
             let absmax: [&[f32]; R] = core::array::from_fn(|j| &c.absmax[(r + j) * nb..][..nb]);
             // The unchecked reads below stay inside these lengths.
+            assert!(nch * 32 == g);
             assert!(x.len() == nb * nch && packed.iter().all(|p| p.len() == nb * nch));
+            assert!(absmax.iter().all(|a| a.len() == nb));
             let mut acc = [zero(); R];
             for bi in 0..nb {
                 let mut dot = [zero(); R];
-                for t in bi * nch..(bi + 1) * nch {
+                for k in 0..nch {
+                    let t = bi * nch + k;
                     // SAFETY: t < nb·nch = x.len() (asserted above).
                     let (xa, xb) = load2(unsafe { x.get_unchecked(t) });
                     for j in 0..R {
@@ -272,7 +290,9 @@ macro_rules! kernels {
                     }
                 }
                 for j in 0..R {
-                    acc[j] = fma(splat(absmax[j][bi]), dot[j], acc[j]);
+                    // SAFETY: bi < nb = absmax[j].len() (asserted above).
+                    let a = unsafe { *absmax[j].get_unchecked(bi) };
+                    acc[j] = fma(splat(a), dot[j], acc[j]);
                 }
             }
             let mut out = [0.0f32; R];
