@@ -209,6 +209,17 @@ fn f16_splat(bits: u16) -> V {
     V(v, v)
 }
 
+/// Two `f16`s (given by their bits) widened to `f32`, each in every lane: one conversion of
+/// the pair broadcast as a dword, then the even and the odd lanes duplicated.
+#[inline]
+#[target_feature(enable = "avx2,f16c")]
+fn f16_pair_splat(a: u16, b: u16) -> (V, V) {
+    let pair = u32::from(a) | (u32::from(b) << 16);
+    let v = _mm256_cvtph_ps(_mm_set1_epi32(pair as i32));
+    let (a, b) = (_mm256_moveldup_ps(v), _mm256_movehdup_ps(v));
+    (V(a, a), V(b, b))
+}
+
 /// 16 FP8 codes (E4M3FN if `E4M3`, else E5M2) decoded exactly (see [`E4M3_F16_MASK`]).
 #[inline]
 #[target_feature(enable = "avx2,f16c")]

@@ -498,11 +498,12 @@ macro_rules! kernels {
                     let q = unsafe { ggml_codes::<_, false>(c, i, off) };
                     // SAFETY: as above.
                     let blk = unsafe { c.blocks.get_unchecked(i) };
+                    let (d, m) = f16_pair_splat(blk.d.to_bits(), blk.m.to_bits());
                     let (lo, hi) = nib_u(q);
                     let dot = fma(lo, xa, zero());
                     let dot = fma(hi, xb, dot);
-                    let a = fma(f16_splat(blk.d.to_bits()), dot, acc[j]);
-                    acc[j] = fma(f16_splat(blk.m.to_bits()), xs, a);
+                    let a = fma(d, dot, acc[j]);
+                    acc[j] = fma(m, xs, a);
                 }
             }
             let mut out = [0.0f32; R];
