@@ -125,6 +125,17 @@ fn ceil_pow2(s: f32) -> f32 {
     }
 }
 
+/// `t` rounded to the nearest integer, ties to even, for `|t| < 2^22` (here `|x / s|` is at
+/// most `2^b` plus a scale-rounding sliver): adding and subtracting `1.5 · 2^23` rounds in one
+/// exact IEEE step, where `f32::round_ties_even` is a libm call on baseline x86-64. The sign
+/// of a zero result is lost, which no caller observes (a zero point is added next).
+#[inline]
+fn round_ties_even_small(t: f32) -> f32 {
+    const MAGIC: f32 = 12_582_912.0;
+    debug_assert!(t.abs() < 4_194_304.0, "round_ties_even_small({t})");
+    (t + MAGIC) - MAGIC
+}
+
 /// A uniform quantizer's definition.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct UniformSpec {
@@ -302,6 +313,25 @@ impl GroupMap {
         }
     }
 
+    /// Length of the contiguous runs of elements that share a group (row-major), and the
+    /// group of run `k`: the whole tensor, `inner` elements per channel index, or one group.
+    fn run_len(&self, n: usize) -> usize {
+        match self.granularity {
+            Granularity::PerTensor => n.max(1),
+            Granularity::PerChannel { .. } => self.inner.max(1),
+            Granularity::PerGroup { .. } => self.group,
+        }
+    }
+
+    #[inline]
+    fn group_of_run(&self, k: usize) -> usize {
+        match self.granularity {
+            Granularity::PerTensor => 0,
+            Granularity::PerChannel { .. } => k % self.count,
+            Granularity::PerGroup { .. } => k,
+        }
+    }
+
     #[inline]
     fn group_of(&self, i: usize) -> usize {
         match self.granularity {
@@ -355,10 +385,13 @@ pub fn quantize(x: &[f32], shape: &[usize], spec: UniformSpec) -> Result<Uniform
     let (map, n_groups) = GroupMap::new(shape, spec.granularity)?;
     let mut min = vec![f32::INFINITY; n_groups];
     let mut max = vec![f32::NEG_INFINITY; n_groups];
-    for (i, &v) in x.iter().enumerate() {
-        let g = map.group_of(i);
-        min[g] = min[g].min(v);
-        max[g] = max[g].max(v);
+    let run = map.run_len(n);
+    for (k, chunk) in x.chunks(run).enumerate() {
+        let g = map.group_of_run(k);
+        for &v in chunk {
+            min[g] = min[g].min(v);
+            max[g] = max[g].max(v);
+        }
     }
     let mut scales = Vec::with_capacity(n_groups);
     let mut zeros = Vec::with_capacity(n_groups);
@@ -393,19 +426,21 @@ pub fn quantize(x: &[f32], shape: &[usize], spec: UniformSpec) -> Result<Uniform
     let mut codes = vec![0u8; n];
     let mut clipped = 0;
     let (umin, umax) = (spec.min_code() as f32, spec.max_code() as f32);
-    for (i, (&v, c)) in x.iter().zip(codes.iter_mut()).enumerate() {
-        let g = map.group_of(i);
+    for (k, (chunk, out)) in x.chunks(run).zip(codes.chunks_mut(run)).enumerate() {
+        let g = map.group_of_run(k);
         let s = scales[g];
         let z = zeros[g] as f32;
-        let u = if s == 0.0 {
-            z
-        } else {
-            (v / s).round_ties_even() + z
-        };
-        if u < umin || u > umax {
-            clipped += 1;
+        for (&v, c) in chunk.iter().zip(out.iter_mut()) {
+            let u = if s == 0.0 {
+                z
+            } else {
+                round_ties_even_small(v / s) + z
+            };
+            if u < umin || u > umax {
+                clipped += 1;
+            }
+            *c = u.clamp(umin, umax) as u8;
         }
-        *c = u.clamp(umin, umax) as u8;
     }
     let packed = pack::pack(&codes, spec.bits);
     if spec.symmetric {
@@ -506,7 +541,20 @@ impl UniformTensor {
     ///
     /// [`Error::ShapeMismatch`] if `out` is not the tensor's length.
     pub fn dequantize_into(&self, out: &mut [f32]) -> Result<()> {
-        self.dequantize_range_into(0, out)
+        if out.len() != self.len() {
+            return self.dequantize_range_into(0, out);
+        }
+        let (map, _) = GroupMap::new(&self.shape, self.spec.granularity)?;
+        let codes = pack::unpack(&self.packed, self.spec.bits, out.len());
+        let run = map.run_len(out.len());
+        for (k, (chunk, cs)) in out.chunks_mut(run).zip(codes.chunks(run)).enumerate() {
+            let g = map.group_of_run(k);
+            let (s, z) = (self.scales[g], self.zero_point(g) as f32);
+            for (o, &c) in chunk.iter_mut().zip(cs) {
+                *o = s * (c as f32 - z);
+            }
+        }
+        Ok(())
     }
 
     /// Decodes elements `start..start + out.len()` (row-major) into `out`.
@@ -612,6 +660,53 @@ mod tests {
                         check_bound(&x, &q);
                     }
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn small_rounding_matches_round_ties_even() {
+        for i in -40_000..40_000 {
+            let t = i as f32 / 64.0;
+            assert_eq!(
+                round_ties_even_small(t).to_bits() & 0x7FFF_FFFF,
+                t.round_ties_even().to_bits() & 0x7FFF_FFFF,
+                "{t}"
+            );
+        }
+        for t in [0.5f32, 1.5, 2.5, -0.5, -1.5, 254.5, 255.49999, 4_194_303.5] {
+            assert_eq!(
+                round_ties_even_small(t).abs().to_bits(),
+                t.round_ties_even().abs().to_bits(),
+                "{t}"
+            );
+        }
+    }
+
+    #[test]
+    fn full_and_range_dequantization_agree_bit_for_bit() {
+        let mut r = rng::seeded(9);
+        let x = rng::normal_vec(&mut r, 3 * 4 * 8);
+        for g in [
+            Granularity::PerTensor,
+            Granularity::PerChannel { axis: 0 },
+            Granularity::PerChannel { axis: 1 },
+            Granularity::PerChannel { axis: 2 },
+            Granularity::PerGroup { group: 4 },
+        ] {
+            for bits in [2, 3, 4, 8] {
+                let spec = UniformSpec::new(bits, bits.is_multiple_of(2), g).unwrap();
+                let q = quantize(&x, &[3, 4, 8], spec).unwrap();
+                let full = q.dequantize();
+                let mut ranged = vec![0.0f32; x.len()];
+                for (k, chunk) in ranged.chunks_mut(5).enumerate() {
+                    q.dequantize_range_into(k * 5, chunk).unwrap();
+                }
+                let same = full
+                    .iter()
+                    .zip(&ranged)
+                    .all(|(a, b)| a.to_bits() == b.to_bits());
+                assert!(same, "{spec:?}");
             }
         }
     }
