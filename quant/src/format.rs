@@ -644,10 +644,16 @@ impl QuantizedTensor {
         match self {
             QuantizedTensor::F32 { data, .. } => Some(QWeight::F32(data)),
             QuantizedTensor::Fp8(t) => {
-                scratch.scales = t.row_scales();
+                let scales: &[f32] = match t.scaling() {
+                    Fp8Scaling::PerChannel => t.scales(),
+                    Fp8Scaling::PerTensor => {
+                        scratch.scales = t.row_scales();
+                        &scratch.scales
+                    }
+                };
                 Some(QWeight::Fp8 {
                     codes: t.codes(),
-                    scales: &scratch.scales,
+                    scales,
                     kind: t.kind(),
                 })
             }
