@@ -14,11 +14,10 @@
 
 use anyhow::{Context, Result};
 use quant::calibrate::{Calibration, Method, Observer, QuantSpec, calibrate, evaluate};
-use rand::rngs::StdRng;
-use rand::{RngExt, SeedableRng};
+use rand::RngExt;
 use rand_distr::{Distribution, Exp1, Normal, StudentT, Uniform};
 
-use super::{Ctx, Scenario};
+use super::{Ctx, Scenario, draw, seeded_samples};
 use crate::report::{Column, Table, fixed, sci3};
 
 /// The registry entry.
@@ -97,35 +96,29 @@ impl Dist {
     /// If the buffer cannot be allocated.
     pub(crate) fn samples(self, n: usize, seed: u64) -> Result<Vec<f32>> {
         let index = Dist::ALL.iter().position(|&d| d == self).unwrap_or(0) as u64;
-        let mut rng = StdRng::seed_from_u64(seed.wrapping_add(200 + index));
-        let mut out = Vec::new();
-        out.try_reserve_exact(n)
-            .with_context(|| format!("allocating {n} samples"))?;
-        match self {
-            Dist::Normal => draw(Normal::new(0.0, 1.0)?, &mut rng, n, &mut out),
-            // The difference of two independent Exp(1) variables is Laplace(0, 1).
-            Dist::Laplace => out.extend((0..n).map(|_| {
-                let a: f64 = Exp1.sample(&mut rng);
-                let b: f64 = Exp1.sample(&mut rng);
-                (a - b) as f32
-            })),
-            Dist::StudentT3 => draw(StudentT::new(3.0)?, &mut rng, n, &mut out),
-            Dist::Uniform => draw(Uniform::new(-1.0, 1.0)?, &mut rng, n, &mut out),
-            Dist::NormalOutliers => {
-                let normal = Normal::new(0.0, 1.0)?;
-                out.extend((0..n).map(|_| {
-                    let x: f64 = normal.sample(&mut rng);
-                    let outlier = rng.random_bool(OUTLIER_RATE);
-                    (if outlier { x * OUTLIER_SCALE } else { x }) as f32
-                }));
+        seeded_samples(n, seed.wrapping_add(200 + index), |rng, out| {
+            match self {
+                Dist::Normal => draw(Normal::new(0.0, 1.0)?, rng, n, out),
+                // The difference of two independent Exp(1) variables is Laplace(0, 1).
+                Dist::Laplace => out.extend((0..n).map(|_| {
+                    let a: f64 = Exp1.sample(rng);
+                    let b: f64 = Exp1.sample(rng);
+                    (a - b) as f32
+                })),
+                Dist::StudentT3 => draw(StudentT::new(3.0)?, rng, n, out),
+                Dist::Uniform => draw(Uniform::new(-1.0, 1.0)?, rng, n, out),
+                Dist::NormalOutliers => {
+                    let normal = Normal::new(0.0, 1.0)?;
+                    out.extend((0..n).map(|_| {
+                        let x: f64 = normal.sample(rng);
+                        let outlier = rng.random_bool(OUTLIER_RATE);
+                        (if outlier { x * OUTLIER_SCALE } else { x }) as f32
+                    }));
+                }
             }
-        }
-        Ok(out)
+            Ok(())
+        })
     }
-}
-
-fn draw(d: impl Distribution<f64>, rng: &mut StdRng, n: usize, out: &mut Vec<f32>) {
-    out.extend(d.sample_iter(rng).take(n).map(|x| x as f32));
 }
 
 /// The quantizers ranges are calibrated for, in row order.

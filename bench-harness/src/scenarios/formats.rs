@@ -21,11 +21,9 @@ use numerics::{
     Format, MxFormat, NonFinite, Par, bf16, decode_slice, encode_slice, encode_slice_saturating,
     f16,
 };
-use rand::SeedableRng;
-use rand::rngs::StdRng;
-use rand_distr::{Distribution, Normal, StudentT, Uniform};
+use rand_distr::{Normal, StudentT, Uniform};
 
-use super::{Ctx, Scenario};
+use super::{Ctx, Scenario, draw, seeded_samples};
 use crate::report::{Column, Table, fixed, sci3};
 
 /// The registry entry.
@@ -68,21 +66,15 @@ impl Dist {
     /// If the buffer cannot be allocated.
     pub(crate) fn samples(self, n: usize, seed: u64) -> Result<Vec<f32>> {
         let index = Dist::ALL.iter().position(|&d| d == self).unwrap_or(0) as u64;
-        let mut rng = StdRng::seed_from_u64(seed.wrapping_add(index));
-        let mut out = Vec::new();
-        out.try_reserve_exact(n)
-            .with_context(|| format!("allocating {n} samples"))?;
-        match self {
-            Dist::Normal => draw(Normal::new(0.0, 1.0)?, &mut rng, n, &mut out),
-            Dist::Uniform => draw(Uniform::new(-1.0, 1.0)?, &mut rng, n, &mut out),
-            Dist::StudentT3 => draw(StudentT::new(3.0)?, &mut rng, n, &mut out),
-        }
-        Ok(out)
+        seeded_samples(n, seed.wrapping_add(index), |rng, out| {
+            match self {
+                Dist::Normal => draw(Normal::new(0.0, 1.0)?, rng, n, out),
+                Dist::Uniform => draw(Uniform::new(-1.0, 1.0)?, rng, n, out),
+                Dist::StudentT3 => draw(StudentT::new(3.0)?, rng, n, out),
+            }
+            Ok(())
+        })
     }
-}
-
-fn draw(d: impl Distribution<f64>, rng: &mut StdRng, n: usize, out: &mut Vec<f32>) {
-    out.extend(d.sample_iter(rng).take(n).map(|x| x as f32));
 }
 
 /// How an element format is cast.

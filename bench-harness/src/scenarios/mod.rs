@@ -13,6 +13,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use numerics::Par;
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use rand_distr::Distribution;
 
 use crate::report::{self, Table};
 
@@ -58,6 +61,30 @@ impl Ctx {
         }
         cmd
     }
+}
+
+/// `n` samples written by `fill` from `StdRng::seed_from_u64(seed)`, into a buffer reserved
+/// up front (a failed reservation is an error, not an abort).
+///
+/// # Errors
+///
+/// If the buffer cannot be allocated, or `fill` fails.
+pub(crate) fn seeded_samples(
+    n: usize,
+    seed: u64,
+    fill: impl FnOnce(&mut StdRng, &mut Vec<f32>) -> Result<()>,
+) -> Result<Vec<f32>> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut out = Vec::new();
+    out.try_reserve_exact(n)
+        .with_context(|| format!("allocating {n} samples"))?;
+    fill(&mut rng, &mut out)?;
+    Ok(out)
+}
+
+/// Appends `n` samples of `d`, drawn in `f64` and rounded to `f32`.
+pub(crate) fn draw(d: impl Distribution<f64>, rng: &mut StdRng, n: usize, out: &mut Vec<f32>) {
+    out.extend(d.sample_iter(rng).take(n).map(|x| x as f32));
 }
 
 /// One ablation table.
