@@ -827,30 +827,76 @@ impl QuantizedTensor {
             }
             return Ok(());
         }
-        // Fallback: decode one weight row at a time; results land column-wise in Y, so
-        // compute Yᵀ row by row and transpose at the end.
-        let mut yt = vec![0.0f32; rows * n];
-        let per = par.chunk_len(rows, 1, 16);
-        let run = |(chunk, out): (usize, &mut [f32])| {
-            let mut row = vec![0.0f32; cols];
-            for (j, yr) in out.chunks_mut(n).enumerate() {
-                self.decode_row(chunk * per + j, &mut row);
-                for (k, v) in yr.iter_mut().enumerate() {
-                    let xk = &x[k * cols..(k + 1) * cols];
-                    *v = row.iter().zip(xk).map(|(a, b)| a * b).sum();
+        // Fallback: decode a block of rows to `f32` (each row exactly as `dequantize` would)
+        // and run the `f32` kernel on it; the block's outputs are scattered into their
+        // columns of Y. Each task owns a contiguous range of rows and a scratch of at most
+        // `MATMUL_SCRATCH_BYTES`.
+        let block_rows = (qmatvec::MATMUL_SCRATCH_BYTES / 4 / cols.max(1)).clamp(1, rows);
+        let tasks = par.degree().min(rows.div_ceil(block_rows)).max(1);
+        let per_task = rows.div_ceil(tasks);
+        let compute = |first: usize, last: usize| -> Vec<f32> {
+            // Yᵀ for rows first..last, row-major [last - first, n].
+            let mut out = vec![0.0f32; (last - first) * n];
+            let mut w = vec![0.0f32; block_rows * cols];
+            let mut yb = vec![0.0f32; block_rows * n];
+            let mut r0 = first;
+            while r0 < last {
+                let br = block_rows.min(last - r0);
+                for (j, row) in w[..br * cols].chunks_exact_mut(cols).enumerate() {
+                    self.decode_row(r0 + j, row);
+                }
+                let wq = QWeight::F32(&w[..br * cols]);
+                qmatvec::matmul(&wq, br, cols, x, n, &mut yb[..br * n], Par::Seq);
+                for k in 0..n {
+                    for j in 0..br {
+                        out[(r0 - first + j) * n + k] = yb[k * br + j];
+                    }
+                }
+                r0 += br;
+            }
+            out
+        };
+        let parts: Vec<(usize, Vec<f32>)> = if tasks == 1 {
+            vec![(0, compute(0, rows))]
+        } else {
+            (0..tasks)
+                .into_par_iter()
+                .map(|t| {
+                    let first = (t * per_task).min(rows);
+                    let last = ((t + 1) * per_task).min(rows);
+                    (first, compute(first, last))
+                })
+                .collect()
+        };
+        for (first, yt) in parts {
+            for (j, row) in yt.chunks_exact(n).enumerate() {
+                for (k, v) in row.iter().enumerate() {
+                    y[k * rows + first + j] = *v;
                 }
             }
-        };
-        if per >= rows {
-            run((0, &mut yt));
-        } else {
-            yt.par_chunks_mut(per * n).enumerate().for_each(run);
         }
-        for r in 0..rows {
-            for k in 0..n {
-                y[k * rows + r] = yt[r * n + k];
-            }
+        Ok(())
+    }
+
+    /// Decodes row `r` of this tensor viewed as a `[rows, cols]` matrix (the last axis is
+    /// `cols`) into `out`, exactly as [`QuantizedTensor::dequantize`] would decode those
+    /// elements (an embedding lookup).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ShapeMismatch`] if the tensor is not 2-D, `out` is not one row long, or `r`
+    /// is not a row.
+    pub fn dequantize_row(&self, r: usize, out: &mut [f32]) -> Result<()> {
+        let op = "QuantizedTensor::dequantize_row";
+        let (rows, cols) = self.matrix_dims(op)?;
+        if out.len() != cols || r >= rows {
+            return Err(Error::ShapeMismatch {
+                op,
+                expected: vec![rows, cols],
+                got: vec![r, out.len()],
+            });
         }
+        self.decode_row(r, out);
         Ok(())
     }
 }

@@ -1,0 +1,339 @@
+//! A LLaMA-family decoder-only transformer running on GGUF weights.
+//!
+//! The architecture is the one the GGUF metadata describes and llama.cpp's `llama` graph
+//! computes (Touvron et al., *LLaMA*, arXiv:2302.13971; grouped-query attention: Ainslie et
+//! al., arXiv:2305.13245):
+//!
+//! ```text
+//! x₀ = token_embd[t]
+//! for each block l:
+//!     h  = x + W_o · Attn(RoPE(W_q·n), RoPE(W_k·n), W_v·n),   n = RMSNorm(x)·attn_norm
+//!     x  = h + W_down · (SiLU(W_gate·m) ⊙ W_up·m),            m = RMSNorm(h)·ffn_norm
+//! logits = W_out · RMSNorm(x)·output_norm        (W_out = token_embd when tied)
+//! ```
+//!
+//! - RMSNorm: `x / sqrt(mean(x²) + ε)`, the mean accumulated in `f64` (as ggml does).
+//! - RoPE (Su et al., arXiv:2104.09864) in ggml's "normal" mode: dimensions `(2i, 2i+1)` of
+//!   each head rotate by `pos · θ^(−2i/rope_dim)` (the GGUF converter permutes `W_q`, `W_k`
+//!   so that this matches the Hugging Face checkpoint's half-split rotation).
+//! - Attention: causal, scaled by `1/sqrt(head_dim)`, softmax in `f32` with an `f64` sum.
+//!
+//! Weights stay in the format they are stored in ([`quant::QuantizedTensor`]) and every
+//! product runs through `quant`'s kernels, which decode on the fly; activations are `f32`.
+//! A [`crate::policy::Policy`] re-encodes chosen tensors at load time.
+
+mod config;
+mod forward;
+mod kv;
+pub mod reference;
+
+use std::sync::Arc;
+
+use numerics::Par;
+use quant::{QuantFormat, QuantizedTensor};
+
+pub use config::Config;
+pub use forward::{ForwardOutput, Probe};
+pub use kv::{KvCache, KvMode};
+
+use crate::gguf::GgufFile;
+use crate::policy::Policy;
+use crate::{Error, Result};
+
+/// One tensor of a loaded model: where it came from and what it costs.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TensorReport {
+    /// The GGUF tensor name.
+    pub name: String,
+    /// Row-major shape.
+    pub shape: Vec<usize>,
+    /// The GGML type in the file (`q4_1`, `q8_0`, `f32`, …).
+    pub stored_type: String,
+    /// The format it is held in after the policy (`q4_1` when kept, else the policy's
+    /// format string).
+    pub format: String,
+    /// Bytes of the tensor in the file.
+    pub stored_bytes: usize,
+    /// Bytes of the tensor as held (codes, scales, zero points).
+    pub bytes: usize,
+}
+
+/// A matrix `W` `[rows, cols]` (`rows` outputs) in some stored format.
+#[derive(Clone, Debug)]
+pub(crate) struct Linear {
+    pub(crate) w: QuantizedTensor,
+    pub(crate) rows: usize,
+    pub(crate) cols: usize,
+}
+
+impl Linear {
+    /// `Y = X·Wᵀ` for `n` row-major inputs.
+    pub(crate) fn forward(&self, x: &[f32], n: usize, y: &mut [f32], par: Par) -> Result<()> {
+        debug_assert_eq!((x.len(), y.len()), (n * self.cols, n * self.rows));
+        self.w.matmul(x, n, y, par)?;
+        Ok(())
+    }
+}
+
+/// The weights of one transformer block.
+#[derive(Clone, Debug)]
+pub(crate) struct Block {
+    pub(crate) attn_norm: Vec<f32>,
+    pub(crate) wq: Linear,
+    pub(crate) wk: Linear,
+    pub(crate) wv: Linear,
+    pub(crate) wo: Linear,
+    pub(crate) ffn_norm: Vec<f32>,
+    pub(crate) gate: Linear,
+    pub(crate) up: Linear,
+    pub(crate) down: Linear,
+}
+
+/// A loaded LLaMA-family model: configuration, weights in their held formats, and the
+/// thread pool its products run on.
+pub struct Model {
+    config: Config,
+    embed: Linear,
+    blocks: Vec<Block>,
+    output_norm: Vec<f32>,
+    /// `None` when the head is tied to the embedding.
+    output: Option<Linear>,
+    tensors: Vec<TensorReport>,
+    pool: Arc<rayon::ThreadPool>,
+    threads: usize,
+}
+
+impl std::fmt::Debug for Model {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Model")
+            .field("config", &self.config)
+            .field("weight_bytes", &self.weight_bytes())
+            .field("threads", &self.threads)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Loads one tensor, re-encoded as the policy says, and records what it costs.
+fn load_tensor(
+    file: &GgufFile,
+    policy: &Policy,
+    name: &str,
+    expected: &[usize],
+    reports: &mut Vec<TensorReport>,
+) -> Result<QuantizedTensor> {
+    let info = file.tensor(name).ok_or_else(|| Error::MissingTensor {
+        name: name.to_owned(),
+    })?;
+    let shape = info.shape();
+    if shape != expected {
+        return Err(Error::TensorShape {
+            name: name.to_owned(),
+            expected: expected.to_vec(),
+            got: shape,
+        });
+    }
+    let stored = file.read_tensor(name)?;
+    let stored_bytes = info.n_bytes() as usize;
+    let held = match policy.format_for(name) {
+        Some(format) if format != stored.format() => requantize(name, &stored, format)?,
+        _ => stored,
+    };
+    reports.push(TensorReport {
+        name: name.to_owned(),
+        shape: expected.to_vec(),
+        stored_type: info.ggml_type.name().to_owned(),
+        format: held.format().to_string(),
+        stored_bytes,
+        bytes: held.storage_bytes(),
+    });
+    Ok(held)
+}
+
+/// Decodes `stored` to `f32` and encodes it in `format`.
+fn requantize(
+    name: &str,
+    stored: &QuantizedTensor,
+    format: QuantFormat,
+) -> Result<QuantizedTensor> {
+    let values = stored.dequantize();
+    QuantizedTensor::quantize(format, &values, stored.shape()).map_err(|e| Error::Policy {
+        location: Some(format!("tensor `{name}` → {format}")),
+        reason: e.to_string().into(),
+    })
+}
+
+/// A 1-D norm weight as `f32` (decoded from whatever it is held in).
+fn norm(
+    file: &GgufFile,
+    policy: &Policy,
+    name: &str,
+    d: usize,
+    reports: &mut Vec<TensorReport>,
+) -> Result<Vec<f32>> {
+    let t = load_tensor(file, policy, name, &[d], reports)?;
+    let v = t.dequantize();
+    if let Some(i) = v.iter().position(|x| !x.is_finite()) {
+        return Err(Error::NonFinite {
+            what: "norm weight",
+            position: i,
+        });
+    }
+    Ok(v)
+}
+
+impl Model {
+    /// Loads a model from a GGUF file, re-encoding each tensor the policy names (first
+    /// matching rule) and keeping the others in their stored type; products run on
+    /// `threads` threads.
+    ///
+    /// # Errors
+    ///
+    /// Metadata errors ([`Config::from_metadata`]), [`Error::MissingTensor`],
+    /// [`Error::TensorShape`], [`Error::UnsupportedTensorType`], a policy format that
+    /// cannot encode a tensor ([`Error::Policy`]), or `threads == 0`.
+    pub fn load(file: &GgufFile, policy: &Policy, threads: usize) -> Result<Self> {
+        if threads == 0 {
+            return Err(Error::invalid("threads", "must be at least 1"));
+        }
+        let embd = file
+            .tensor("token_embd.weight")
+            .ok_or_else(|| Error::MissingTensor {
+                name: "token_embd.weight".into(),
+            })?;
+        let vocab = match embd.shape().as_slice() {
+            [v, _] => *v,
+            other => {
+                return Err(Error::TensorShape {
+                    name: "token_embd.weight".into(),
+                    expected: vec![0, 0],
+                    got: other.to_vec(),
+                });
+            }
+        };
+        let config = Config::from_metadata(file.metadata(), vocab)?;
+        let (d, kv, ff) = (config.d_model, config.kv_dim(), config.ffn_dim);
+        let mut reports = Vec::new();
+        let linear = |name: String, rows: usize, cols: usize, reports: &mut Vec<_>| {
+            let w = load_tensor(file, policy, &name, &[rows, cols], reports)?;
+            Ok::<_, Error>(Linear { w, rows, cols })
+        };
+        let embed = linear("token_embd.weight".into(), vocab, d, &mut reports)?;
+        let mut blocks = Vec::with_capacity(config.n_layers);
+        for l in 0..config.n_layers {
+            let n = |s: &str| format!("blk.{l}.{s}.weight");
+            blocks.push(Block {
+                attn_norm: norm(file, policy, &n("attn_norm"), d, &mut reports)?,
+                wq: linear(n("attn_q"), d, d, &mut reports)?,
+                wk: linear(n("attn_k"), kv, d, &mut reports)?,
+                wv: linear(n("attn_v"), kv, d, &mut reports)?,
+                wo: linear(n("attn_output"), d, d, &mut reports)?,
+                ffn_norm: norm(file, policy, &n("ffn_norm"), d, &mut reports)?,
+                gate: linear(n("ffn_gate"), ff, d, &mut reports)?,
+                up: linear(n("ffn_up"), ff, d, &mut reports)?,
+                down: linear(n("ffn_down"), d, ff, &mut reports)?,
+            });
+        }
+        let output_norm = norm(file, policy, "output_norm.weight", d, &mut reports)?;
+        let output = match file.tensor("output.weight") {
+            Some(_) => Some(linear("output.weight".into(), vocab, d, &mut reports)?),
+            None => None,
+        };
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .map_err(|e| Error::invalid("threads", e.to_string()))?;
+        Ok(Self {
+            config,
+            embed,
+            blocks,
+            output_norm,
+            output,
+            tensors: reports,
+            pool: Arc::new(pool),
+            threads,
+        })
+    }
+
+    /// The hyper-parameters.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Every tensor with its stored and held format and bytes, in load order.
+    pub fn tensors(&self) -> &[TensorReport] {
+        &self.tensors
+    }
+
+    /// Exact bytes of all weights as held (codes, scales, zero points, `f32` norms as their
+    /// held format).
+    pub fn weight_bytes(&self) -> usize {
+        self.tensors.iter().map(|t| t.bytes).sum()
+    }
+
+    /// Bytes of the same tensors in the GGUF file.
+    pub fn stored_bytes(&self) -> usize {
+        self.tensors.iter().map(|t| t.stored_bytes).sum()
+    }
+
+    /// Bytes of the same tensors in `f32` (4 per parameter).
+    pub fn f32_bytes(&self) -> usize {
+        self.tensors
+            .iter()
+            .map(|t| 4 * t.shape.iter().product::<usize>())
+            .sum()
+    }
+
+    /// Number of parameters.
+    pub fn n_params(&self) -> usize {
+        self.f32_bytes() / 4
+    }
+
+    /// Whether the output head is the token embedding (tied weights).
+    pub fn is_tied(&self) -> bool {
+        self.output.is_none()
+    }
+
+    /// Threads the products run on.
+    pub fn threads(&self) -> usize {
+        self.threads
+    }
+
+    /// Changes the number of threads.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArgument`] if `threads == 0` or the pool cannot be built.
+    pub fn set_threads(&mut self, threads: usize) -> Result<()> {
+        if threads == 0 {
+            return Err(Error::invalid("threads", "must be at least 1"));
+        }
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .map_err(|e| Error::invalid("threads", e.to_string()))?;
+        self.pool = Arc::new(pool);
+        self.threads = threads;
+        Ok(())
+    }
+
+    /// A KV cache for up to `capacity` positions with `f32` entries.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArgument`] if `capacity` is zero.
+    pub fn new_cache(&self, capacity: usize) -> Result<KvCache> {
+        KvCache::new(&self.config, capacity, KvMode::F32)
+    }
+
+    /// The `[rows, cols]` head matrix: `output.weight`, or the embedding when tied.
+    pub(crate) fn head(&self) -> &Linear {
+        self.output.as_ref().unwrap_or(&self.embed)
+    }
+
+    pub(crate) fn par(&self) -> Par {
+        match std::num::NonZeroUsize::new(self.threads) {
+            Some(n) if self.threads > 1 => Par::Rayon(n),
+            _ => Par::Seq,
+        }
+    }
+}
