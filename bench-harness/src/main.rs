@@ -4,8 +4,9 @@
 //! - `adaprec formats [--value X] [--format NAME]…` prints every number format's parameters
 //!   (generated from the definitions in `numerics`), or how one value encodes in each.
 //! - `adaprec reproduce [--out DIR] [--samples N] [--seed S] [--only TABLE]…` regenerates the
-//!   ablation tables (markdown + CSV, seeded and deterministic) and their index into
-//!   `docs/results/`.
+//!   ablation tables (markdown + CSV) and their index into `docs/results/`.
+//! - `adaprec perplexity | generate | tokenize | inspect | sensitivity | importance` run the
+//!   real model (SmolLM2-135M-Instruct, fetched and verified on first use, or `--model`).
 //!
 //! ```sh
 //! cargo run --release -p bench-harness --bin adaprec -- formats --value 3.14159
@@ -20,6 +21,7 @@
 //! None.
 
 mod catalog;
+mod llm;
 mod report;
 mod scenarios;
 
@@ -47,6 +49,18 @@ enum Command {
     Formats(FormatsArgs),
     /// Regenerate the ablation tables (markdown + CSV) and their index.
     Reproduce(ReproduceArgs),
+    /// Perplexity of a GGUF model on a corpus, as llama.cpp's `llama-perplexity` computes it.
+    Perplexity(llm::PerplexityArgs),
+    /// Generate text after a prompt (greedy or sampled), streaming it.
+    Generate(llm::GenerateArgs),
+    /// Print the token ids of a text (like llama.cpp's `llama-tokenize`).
+    Tokenize(llm::TokenizeArgs),
+    /// Print a GGUF file's metadata and tensor table.
+    Inspect(llm::InspectArgs),
+    /// Rank tensor groups by the damage quantizing each alone does; allocate under a budget.
+    Sensitivity(llm::SensitivityArgs),
+    /// Token-importance KV precision: tiers, per-token/per-layer metadata, average KV bits.
+    Importance(llm::ImportanceArgs),
 }
 
 #[derive(Debug, Args)]
@@ -181,6 +195,12 @@ fn main() -> ExitCode {
             Ok(())
         }
         Command::Reproduce(args) => run_reproduce(args),
+        Command::Perplexity(args) => llm::run_perplexity(args),
+        Command::Generate(args) => llm::run_generate(args),
+        Command::Tokenize(args) => llm::run_tokenize(args),
+        Command::Inspect(args) => llm::run_inspect(args),
+        Command::Sensitivity(args) => llm::run_sensitivity(args),
+        Command::Importance(args) => llm::run_importance(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -2,9 +2,30 @@
 //!
 //! Sits above [`parallel`] in the workspace DAG
 //! (`numerics` ← `quant` ← `attention` ← `parallel` ← `models` ← `bench-harness`).
+//!
+//! - [`gguf`]: GGUF v2/v3 reader (memory-mapped, hostile-input safe) and writer;
+//! - [`tokenizer`]: byte-level BPE from the GGUF vocabulary, token-for-token equal to
+//!   llama.cpp's;
+//! - [`llama`]: the transformer ([`llama::Model`]), its KV cache and an `f64` reference;
+//! - [`perplexity`]: llama.cpp's perplexity method, KL divergence and top-1 agreement;
+//! - [`generate`]: greedy and sampled generation;
+//! - [`policy`]: precision policies mapping tensor-name patterns to `quant` formats;
+//! - [`sensitivity`]: per-group quantization sensitivity and budgeted precision allocation;
+//! - [`importance`]: KV-cache precision tiers from token importance;
+//! - [`fetch`]: finds (or downloads and verifies) the real model and corpus.
 
 mod error;
+pub mod fetch;
+pub mod generate;
 pub mod gguf;
+pub mod importance;
+pub mod llama;
+pub mod perplexity;
+pub mod policy;
+pub mod sensitivity;
+pub mod tokenizer;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use error::{Error, Result};
 pub use parallel;

@@ -60,7 +60,8 @@ impl ForwardOutput {
     }
 }
 
-/// `Σ a·b` over 16 `f32` lanes (vectorizes), lanes summed pairwise.
+/// `Σ a·b` over 16 `f32` lanes (vectorizes; plain multiply-add, since `mul_add` is a libm call
+/// on the baseline x86-64 target), lanes summed pairwise.
 #[inline]
 pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
     let mut acc = [0.0f32; 16];
@@ -68,12 +69,12 @@ pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
     let (ra, rb) = (ca.remainder(), cb.remainder());
     for (x, y) in ca.zip(cb) {
         for i in 0..16 {
-            acc[i] = x[i].mul_add(y[i], acc[i]);
+            acc[i] += x[i] * y[i];
         }
     }
     let mut tail = 0.0f32;
     for (x, y) in ra.iter().zip(rb) {
-        tail = x.mul_add(*y, tail);
+        tail += x * y;
     }
     let mut w = 16;
     while w > 1 {
@@ -305,7 +306,7 @@ impl Model {
                 *s *= inv;
                 let p = *s;
                 for (o, &vv) in out.iter_mut().zip(v) {
-                    *o = p.mul_add(vv, *o);
+                    *o += p * vv;
                 }
             }
         };
