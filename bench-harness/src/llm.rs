@@ -142,7 +142,11 @@ pub(crate) fn run_perplexity(a: &PerplexityArgs) -> Result<()> {
             cpath.display(),
             tokens.len(),
             a.ctx_size,
-            if opts.bos.is_some() { ", BOS first" } else { "" }
+            if opts.bos.is_some() {
+                ", BOS first"
+            } else {
+                ""
+            }
         );
     }
     let pb = bar(n_chunk as u64, "perplexity");
@@ -166,7 +170,11 @@ pub(crate) fn run_perplexity(a: &PerplexityArgs) -> Result<()> {
 }
 
 fn print_ppl(model: &Model, policy: &Policy, r: &PerplexityReport, json: bool) -> Result<()> {
-    let (w, f32b, stored) = (model.weight_bytes(), model.f32_bytes(), model.stored_bytes());
+    let (w, f32b, stored) = (
+        model.weight_bytes(),
+        model.f32_bytes(),
+        model.stored_bytes(),
+    );
     if json {
         let mut o = json!({
             "ppl": r.ppl,
@@ -281,8 +289,8 @@ pub(crate) fn run_generate(a: &GenerateArgs) -> Result<()> {
         print!("{}", a.prompt);
     }
     let mut err = None;
-    let (ids, stats) = models::generate::generate(&model, &prompt, &opts, &mut |id| {
-        match dec.push(id) {
+    let (ids, stats) =
+        models::generate::generate(&model, &prompt, &opts, &mut |id| match dec.push(id) {
             Ok(s) => {
                 out.push_str(&s);
                 if !json {
@@ -295,8 +303,7 @@ pub(crate) fn run_generate(a: &GenerateArgs) -> Result<()> {
                 err = Some(e);
                 false
             }
-        }
-    })?;
+        })?;
     if let Some(e) = err {
         return Err(e.into());
     }
@@ -423,7 +430,10 @@ fn inspect(path: &Path, file: &GgufFile, json: bool) {
     for (k, v) in file.metadata().iter() {
         println!("  {k:45} {v}");
     }
-    println!("  {:32} {:>6} {:>16} {:>12}", "tensor", "type", "shape", "bytes");
+    println!(
+        "  {:32} {:>6} {:>16} {:>12}",
+        "tensor", "type", "shape", "bytes"
+    );
     let mut total = 0u64;
     for t in file.tensors() {
         total += t.n_bytes();
@@ -591,5 +601,35 @@ pub(crate) fn run_importance(a: &ImportanceArgs) -> Result<()> {
     } else {
         println!("{}", serde_json::to_string_pretty(&summary)?);
     }
+    Ok(())
+}
+
+/// `adaprec export`.
+#[derive(Debug, Args)]
+pub(crate) struct ExportArgs {
+    /// A GGUF file (default: SmolLM2-135M-Instruct).
+    #[arg(short = 'm', long)]
+    pub(crate) model: Option<PathBuf>,
+    /// Precision policy (its formats must be GGML types: f32, f16, bf16, q8_0, q4_0, q4_1).
+    #[arg(long)]
+    pub(crate) policy: String,
+    /// Output GGUF path.
+    #[arg(short = 'o', long)]
+    pub(crate) out: PathBuf,
+}
+
+pub(crate) fn run_export(a: &ExportArgs) -> Result<()> {
+    let path = match &a.model {
+        Some(p) => p.clone(),
+        None => models::fetch::default_model()?,
+    };
+    let file = GgufFile::open(&path)?;
+    let policy = Policy::load(&a.policy)?;
+    let bytes = models::llama::export_gguf(&file, &policy, &a.out)?;
+    eprintln!(
+        "wrote {} ({bytes} bytes of tensors, policy {})",
+        a.out.display(),
+        policy.name
+    );
     Ok(())
 }

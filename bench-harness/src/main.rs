@@ -61,6 +61,8 @@ enum Command {
     Sensitivity(llm::SensitivityArgs),
     /// Token-importance KV precision: tiers, per-token/per-layer metadata, average KV bits.
     Importance(llm::ImportanceArgs),
+    /// Write a GGUF with a precision policy applied (GGML types only), loadable by llama.cpp.
+    Export(llm::ExportArgs),
 }
 
 #[derive(Debug, Args)]
@@ -201,6 +203,7 @@ fn main() -> ExitCode {
         Command::Inspect(args) => llm::run_inspect(args),
         Command::Sensitivity(args) => llm::run_sensitivity(args),
         Command::Importance(args) => llm::run_importance(args),
+        Command::Export(args) => llm::run_export(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

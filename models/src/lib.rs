@@ -23,9 +23,9 @@ pub mod llama;
 pub mod perplexity;
 pub mod policy;
 pub mod sensitivity;
-pub mod tokenizer;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod tokenizer;
 
 pub use error::{Error, Result};
 pub use parallel;

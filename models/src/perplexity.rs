@@ -268,7 +268,11 @@ pub fn evaluate(
             r.vocab
         }
     };
-    for v in models.iter().map(|m| m.config().vocab_size).chain([ref_vocab]) {
+    for v in models
+        .iter()
+        .map(|m| m.config().vocab_size)
+        .chain([ref_vocab])
+    {
         if v != vocab {
             return Err(Error::invalid(
                 "models",

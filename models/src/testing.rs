@@ -146,12 +146,21 @@ pub fn tiny_gguf(spec: &TinySpec) -> Result<Vec<u8>> {
     let norm = |w: &mut GgufWriter, name: &str, d: usize, seed: u64| {
         let mut r = rng::seeded(seed);
         let x: Vec<f32> = rng::uniform_vec(&mut r, d, 0.5, 1.5);
-        w.add_tensor(name, &QuantizedTensor::quantize(QuantFormat::F32, &x, &[d])?)
+        w.add_tensor(
+            name,
+            &QuantizedTensor::quantize(QuantFormat::F32, &x, &[d])?,
+        )
     };
     let (d, ff) = (spec.d_model, spec.ffn_dim);
     let kv = spec.n_kv_heads * (d / spec.n_heads);
     let (mf, sd) = (spec.matrix_format, 1.0 / (d as f32).sqrt());
-    tensor(&mut w, "token_embd.weight", &[vocab, d], 1.0, spec.embed_format)?;
+    tensor(
+        &mut w,
+        "token_embd.weight",
+        &[vocab, d],
+        1.0,
+        spec.embed_format,
+    )?;
     for l in 0..spec.n_layers {
         let n = |x: &str| format!("blk.{l}.{x}.weight");
         let seed = spec.seed.wrapping_mul(1000).wrapping_add(l as u64 * 2);
@@ -163,7 +172,13 @@ pub fn tiny_gguf(spec: &TinySpec) -> Result<Vec<u8>> {
         norm(&mut w, &n("ffn_norm"), d, seed + 1)?;
         tensor(&mut w, &n("ffn_gate"), &[ff, d], sd, mf)?;
         tensor(&mut w, &n("ffn_up"), &[ff, d], sd, mf)?;
-        tensor(&mut w, &n("ffn_down"), &[d, ff], 1.0 / (ff as f32).sqrt(), mf)?;
+        tensor(
+            &mut w,
+            &n("ffn_down"),
+            &[d, ff],
+            1.0 / (ff as f32).sqrt(),
+            mf,
+        )?;
     }
     norm(&mut w, "output_norm.weight", d, spec.seed.wrapping_add(99))?;
     if !spec.tied {

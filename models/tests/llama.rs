@@ -100,7 +100,10 @@ fn incremental_decode_matches_full_recompute() {
     let full = model.forward(&mut full_cache, &ids, 0, None).unwrap();
     // Prompt of 7, then one token at a time.
     let mut cache = model.new_cache(32).unwrap();
-    let mut rows = model.forward(&mut cache, &ids[..7], 0, None).unwrap().logits;
+    let mut rows = model
+        .forward(&mut cache, &ids[..7], 0, None)
+        .unwrap()
+        .logits;
     for &id in &ids[7..] {
         rows.extend(model.forward(&mut cache, &[id], 0, None).unwrap().logits);
     }
@@ -132,15 +135,18 @@ fn tiered_cache_with_f32_tiers_is_the_f32_cache() {
     let model = load(&TinySpec::default(), 2);
     let ids = tokens(16, model.config().vocab_size, 2);
     let mut plain = model.new_cache(16).unwrap();
-    let mut tiered = KvCache::new(model.config(), 16, KvMode::Tiered(vec![KvPrecision::F32; 16]))
-        .unwrap();
+    let mut tiered = KvCache::new(
+        model.config(),
+        16,
+        KvMode::Tiered(vec![KvPrecision::F32; 16]),
+    )
+    .unwrap();
     let a = model.forward(&mut plain, &ids, 0, None).unwrap();
     let b = model.forward(&mut tiered, &ids, 0, None).unwrap();
     assert_eq!(a, b);
     assert_eq!(plain.storage_bytes(), tiered.storage_bytes());
     // FP8 keys and values change the logits a little, and cost a quarter plus scales.
-    let mut fp8 =
-        KvCache::new(model.config(), 16, KvMode::Uniform(KvPrecision::Fp8E4M3)).unwrap();
+    let mut fp8 = KvCache::new(model.config(), 16, KvMode::Uniform(KvPrecision::Fp8E4M3)).unwrap();
     let c = model.forward(&mut fp8, &ids, 0, None).unwrap();
     assert_ne!(a, c);
     let head_dim = model.config().head_dim;
@@ -184,8 +190,14 @@ fn perplexity_follows_the_reference_nll() {
         chunks: None,
         bos: None,
     };
-    let report = &perplexity::evaluate(&[&model], Reference::Model(&model), &ids, &opts, &mut |_| {})
-        .unwrap()[0];
+    let report = &perplexity::evaluate(
+        &[&model],
+        Reference::Model(&model),
+        &ids,
+        &opts,
+        &mut |_| {},
+    )
+    .unwrap()[0];
     assert_eq!(report.chunks, 3);
     assert_eq!(report.tokens_scored, 3 * (n_ctx - 1 - n_ctx / 2));
     // Same computation from the f64 reference.
@@ -201,16 +213,29 @@ fn perplexity_follows_the_reference_nll() {
         }
     }
     let ppl = (nll / report.tokens_scored as f64).exp();
-    assert!((report.ppl - ppl).abs() / ppl < 1e-4, "{} vs {ppl}", report.ppl);
+    assert!(
+        (report.ppl - ppl).abs() / ppl < 1e-4,
+        "{} vs {ppl}",
+        report.ppl
+    );
     assert!(report.ppl_stderr > 0.0);
     let kl = report.kl.unwrap();
-    assert!(kl.mean.abs() < 1e-12, "a model against itself: KL {}", kl.mean);
+    assert!(
+        kl.mean.abs() < 1e-12,
+        "a model against itself: KL {}",
+        kl.mean
+    );
     assert!((kl.top1_agreement - 1.0).abs() < f64::EPSILON);
     assert_eq!(report.running.len(), 3);
     assert!((report.running[2] - report.ppl).abs() < 1e-9);
     // Too short a corpus, zero chunks.
-    assert!(perplexity::evaluate(&[&model], Reference::None, &ids[..20], &opts, &mut |_| {}).is_err());
-    let zero = PerplexityOptions { chunks: Some(0), ..opts };
+    assert!(
+        perplexity::evaluate(&[&model], Reference::None, &ids[..20], &opts, &mut |_| {}).is_err()
+    );
+    let zero = PerplexityOptions {
+        chunks: Some(0),
+        ..opts
+    };
     assert!(perplexity::evaluate(&[&model], Reference::None, &ids, &zero, &mut |_| {}).is_err());
 }
 

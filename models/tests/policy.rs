@@ -77,11 +77,7 @@ fn presets_map_llama_tensors_as_specified() {
         for ((role, names), expected) in ROLES.iter().zip(formats) {
             for name in *names {
                 let want = (expected != "keep").then(|| fmt(expected));
-                assert_eq!(
-                    p.format_for(name),
-                    want,
-                    "{preset}: {role} tensor {name}"
-                );
+                assert_eq!(p.format_for(name), want, "{preset}: {role} tensor {name}");
             }
         }
     }

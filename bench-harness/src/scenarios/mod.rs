@@ -7,6 +7,7 @@
 
 pub(crate) mod calibration;
 pub(crate) mod formats;
+pub(crate) mod llm;
 pub(crate) mod quantizers;
 
 use std::path::{Path, PathBuf};
@@ -103,6 +104,10 @@ pub(crate) const ALL: &[Scenario] = &[
     formats::SCENARIO,
     quantizers::SCENARIO,
     calibration::SCENARIO,
+    llm::POLICIES,
+    llm::SENSITIVITY,
+    llm::BUDGET,
+    llm::KV_IMPORTANCE,
 ];
 
 /// The scenario names, for `--only`.

@@ -125,8 +125,7 @@ impl Config {
         if vocab_size == 0 || vocab_size > MAX_DIM {
             return Err(Error::BadMetadata {
                 key: key("vocab_size"),
-                expected: format!("a vocabulary size in 1..={MAX_DIM} (found {vocab_size})")
-                    .into(),
+                expected: format!("a vocabulary size in 1..={MAX_DIM} (found {vocab_size})").into(),
             });
         }
         Ok(Self {

@@ -236,11 +236,10 @@ impl Model {
             blk.down.forward(&b.gate, t, &mut b.tmp, par)?;
             b.x.iter_mut().zip(&b.tmp).for_each(|(x, y)| *x += y);
             if let Some(p) = probe.as_deref_mut() {
-                p.layer_output_norm[l] += b
-                    .x
-                    .chunks_exact(d)
-                    .map(|r| r.iter().map(|&v| f64::from(v).powi(2)).sum::<f64>().sqrt())
-                    .sum::<f64>();
+                p.layer_output_norm[l] +=
+                    b.x.chunks_exact(d)
+                        .map(|r| r.iter().map(|&v| f64::from(v).powi(2)).sum::<f64>().sqrt())
+                        .sum::<f64>();
             }
         }
         cache.advance(t);

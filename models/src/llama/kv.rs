@@ -24,11 +24,7 @@ impl KvMode {
         match self {
             KvMode::F32 => KvPrecision::F32,
             KvMode::Uniform(p) => *p,
-            KvMode::Tiered(t) => t
-                .get(pos)
-                .or(t.last())
-                .copied()
-                .unwrap_or(KvPrecision::F32),
+            KvMode::Tiered(t) => t.get(pos).or(t.last()).copied().unwrap_or(KvPrecision::F32),
         }
     }
 }

@@ -337,3 +337,42 @@ impl Model {
         }
     }
 }
+
+/// Writes the tensors of `file`, each re-encoded as `policy` says (first matching rule; the
+/// others copied as stored), with all of its metadata, as a GGUF v3 file at `path` that
+/// llama.cpp can load. Returns the bytes of tensor data written.
+///
+/// Only GGML types can be written: a policy format outside f32, f16, bf16, q8_0, q4_0 and
+/// q4_1 is an error naming the tensor (llama.cpp could not run it). One-dimensional tensors
+/// (the norms) are written as `f32` holding exactly the values the policy rounds them to:
+/// ggml's element-wise kernels need `f32` norms, and the model computes with the same values
+/// either way.
+///
+/// # Errors
+///
+/// [`Error::UnsupportedTensorType`] for a format GGUF cannot hold, [`Error::Policy`] for a
+/// format that cannot encode a tensor, and read/write errors.
+pub fn export_gguf(
+    file: &GgufFile,
+    policy: &Policy,
+    path: impl AsRef<std::path::Path>,
+) -> Result<usize> {
+    let mut w = crate::gguf::GgufWriter::from_metadata(file.metadata());
+    let mut bytes = 0;
+    for info in file.tensors() {
+        let stored = file.read_tensor(&info.name)?;
+        let held = match policy.format_for(&info.name) {
+            Some(format) if format != stored.format() => requantize(&info.name, &stored, format)?,
+            _ => stored,
+        };
+        let held = if held.shape().len() == 1 && held.format() != QuantFormat::F32 {
+            QuantizedTensor::quantize(QuantFormat::F32, &held.dequantize(), held.shape())?
+        } else {
+            held
+        };
+        bytes += held.storage_bytes();
+        w.add_tensor(info.name.clone(), &held)?;
+    }
+    w.write_to_path(path)?;
+    Ok(bytes)
+}

@@ -61,7 +61,12 @@ pub fn forward(model: &Model, tokens: &[u32]) -> Result<Vec<Vec<f64>>> {
         xs.push(embed[id as usize * d..][..d].to_vec());
     }
     for blk in &model.blocks {
-        let (wq, wk, wv, wo) = (dec(&blk.wq.w), dec(&blk.wk.w), dec(&blk.wv.w), dec(&blk.wo.w));
+        let (wq, wk, wv, wo) = (
+            dec(&blk.wq.w),
+            dec(&blk.wk.w),
+            dec(&blk.wv.w),
+            dec(&blk.wo.w),
+        );
         let (wg, wu, wd) = (dec(&blk.gate.w), dec(&blk.up.w), dec(&blk.down.w));
         let (an, fnorm) = (to64(&blk.attn_norm), to64(&blk.ffn_norm));
         let mut qs = Vec::new();

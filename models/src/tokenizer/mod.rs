@@ -10,7 +10,7 @@
 //!    first: user-defined tokens (GGUF token type 4) always, control (3) and unknown (2) tokens
 //!    only with `parse_special = true`. With `parse_special = false` a control token's text,
 //!    such as `<|im_start|>`, is plain text.
-//! 2. **Pre-tokenization** ([`pretokenize`] below): each remaining fragment is cut into words
+//! 2. **Pre-tokenization**: each remaining fragment is cut into words
 //!    by the pre-tokenizer named in the GGUF metadata (`tokenizer.ggml.pre`). llama.cpp runs the
 //!    GPT-2 and LLaMA-3 patterns through hand-written matchers, whose behaviour differs from a
 //!    regex engine's at piece boundaries, and its other patterns on a category-collapsed text.
@@ -52,7 +52,7 @@
 //! let tokenizer = Tokenizer::new(spec)?;
 //!
 //! let ids = tokenizer.encode("hehe 42", false, false)?;
-//! assert_eq!(ids.len(), 6); // "he" "he" " " "4" "2": digits are split one by one
+//! assert_eq!(ids.len(), 5); // "he" "he" " " "4" "2": digits are split one by one
 //! assert_eq!(tokenizer.decode(&ids)?, b"hehe 42");
 //! # Ok(())
 //! # }
