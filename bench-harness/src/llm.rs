@@ -70,8 +70,7 @@ fn corpus(path: &Option<PathBuf>) -> Result<(PathBuf, String)> {
         Some(p) => p.clone(),
         None => models::fetch::find_corpus(models::fetch::WIKITEXT2_TEST)?,
     };
-    let text = std::fs::read_to_string(&path)
-        .with_context(|| format!("reading the corpus {}", path.display()))?;
+    let text = models::fetch::read_corpus(&path)?;
     Ok((path, text))
 }
 

@@ -93,8 +93,7 @@ fn real(ctx: &Ctx) -> Result<&'static Real> {
     let file = GgufFile::open(&path)?;
     let tokenizer = Tokenizer::from_gguf(file.metadata())?;
     let corpus = models::fetch::find_corpus(models::fetch::WIKITEXT2_TEST)?;
-    let text = std::fs::read_to_string(&corpus)
-        .with_context(|| format!("reading {}", corpus.display()))?;
+    let text = models::fetch::read_corpus(&corpus)?;
     let tokens = tokenizer.encode(&text, true, false)?;
     ctx.note(&format!(
         "{}: {} tokens of {}",

@@ -121,6 +121,17 @@ impl KvCache {
         }
     }
 
+    /// Keeps the first `len` positions (no-op if `len >= self.len()`), e.g. to rewind after
+    /// a speculative step or to re-run a decode step in a benchmark.
+    pub fn truncate(&mut self, len: usize) {
+        if len < self.len {
+            self.len = len;
+            if let Some(stores) = &mut self.stores {
+                stores.iter_mut().for_each(|s| s.truncate(len));
+            }
+        }
+    }
+
     /// Forgets every position and switches to `mode`.
     ///
     /// # Errors

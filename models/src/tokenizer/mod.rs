@@ -10,16 +10,20 @@
 //!    first: user-defined tokens (GGUF token type 4) always, control (3) and unknown (2) tokens
 //!    only with `parse_special = true`. With `parse_special = false` a control token's text,
 //!    such as `<|im_start|>`, is plain text.
-//! 2. **Pre-tokenization**: each remaining fragment is cut into words
-//!    by the pre-tokenizer named in the GGUF metadata (`tokenizer.ggml.pre`). llama.cpp runs the
-//!    GPT-2 and LLaMA-3 patterns through hand-written matchers, whose behaviour differs from a
-//!    regex engine's at piece boundaries, and its other patterns on a category-collapsed text.
-//!    We port those matchers rather than hand the patterns to the `tokenizers` crate's `Split`
-//!    pre-tokenizer, so the only Unicode data involved is the class table of `unicode`, which
-//!    reproduces llama.cpp's Unicode 15.1 table.
+//! 2. **Pre-tokenization.** Each remaining fragment is cut into words by the pre-tokenizer
+//!    named in the GGUF metadata (`tokenizer.ggml.pre`). llama.cpp does not hand its patterns
+//!    to a regex engine: the GPT-2 and LLaMA-3 patterns run through hand-written matchers, the
+//!    others through `std::regex` on a text where each non-ASCII code point is collapsed to a
+//!    byte naming its class, all with llama.cpp's own Unicode 15.1 class table. We port those
+//!    matchers (module `pretokenize`) instead of using the `tokenizers` crate's
+//!    `Split`/`Digits`/`ByteLevel` pre-tokenizers, whose regex engine has Unicode 16 classes
+//!    and whose `Digits` uses [`char::is_numeric`]; module `unicode` rebuilds llama.cpp's class
+//!    table exactly (checked against it for every code point).
 //! 3. **Byte-level BPE.** Each word's UTF-8 bytes are mapped to GPT-2's byte characters and
 //!    merged by the `tokenizers` crate's [`BPE`] model (lowest merge rank first, leftmost first:
 //!    the same order as llama.cpp's `llm_tokenizer_bpe_session`), with its per-thread word cache.
+//!    A byte with no byte-level token in the vocabulary (SmolLM2 has none for 0x04, 0x06,
+//!    0x13, 0x14, 0x16, 0x1D) is dropped and ends the merge run there, as in llama.cpp.
 //! 4. BOS/EOS are added only when `add_special` is set *and* the model asks for them
 //!    (`tokenizer.ggml.add_bos_token` / `add_eos_token`), as llama.cpp does. SmolLM2 asks for
 //!    neither.
@@ -28,6 +32,13 @@
 //! `command-r`, `codeshell`, `exaone`, `minerva-7b`: each number character alone, then GPT-2),
 //! `gpt-2` / `gpt2` (also `mpt`, `olmo`: GPT-2), `default` or empty (llama.cpp's fallback list)
 //! and `llama3` / `llama-v3` / `llama-bpe` (LLaMA 3, with llama.cpp's `ignore_merges`).
+//!
+//! Not modelled: the `lstrip`/`rstrip` attributes llama.cpp sets on special tokens for a few
+//! model names (Phi-3, Jina, ModernBERT); llama.cpp promotes only the first fill-in-the-middle
+//! token of each kind it finds by text to control type, we promote all of them.
+//!
+//! Speed: the class table is built once per process (about 0.1 s); after that, WikiText-2's
+//! 1.3 MB test split encodes in about 0.15 s on one core (release build).
 //!
 //! # Ids back to bytes
 //!
@@ -316,9 +327,8 @@ impl Tokenizer {
     /// # Errors
     ///
     /// [`Error::Tokenizer`] if the model is not `gpt2`, the pre-tokenizer is unknown (the
-    /// message lists the supported ones), the vocabulary is empty, has duplicate texts or lacks
-    /// `token_types` has the wrong length, a byte-type token is not
-    /// written `<0xHH>`, a merge is not `"left right"` with both sides and their concatenation
+    /// message lists the supported ones), the vocabulary is empty or has duplicate texts,
+    /// `token_types` has the wrong length, a byte-type token is not written `<0xHH>`, a merge is not `"left right"` with both sides and their concatenation
     /// in the vocabulary, or BOS/EOS is requested but not set; [`Error::TokenOutOfRange`] if
     /// BOS or EOS is outside the vocabulary.
     pub fn new(spec: TokenizerSpec) -> Result<Self> {

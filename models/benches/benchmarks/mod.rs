@@ -1,0 +1,3 @@
+//! The bench groups.
+
+pub(crate) mod model;
