@@ -718,6 +718,33 @@ fn extract_to(archive: &Path, file: &WheelFile<'_>, dest: &Path, scratch: &Path)
     Ok(got)
 }
 
+/// Reads a corpus as llama.cpp's `-f FILE` reads a prompt file: the whole file as UTF-8,
+/// with one trailing `\n` removed (so token counts and chunks match `llama-perplexity`).
+///
+/// # Errors
+///
+/// [`Error::Io`] if the file cannot be read, [`Error::InvalidArgument`] if it is not UTF-8.
+pub fn read_corpus(path: &Path) -> Result<String> {
+    let bytes = std::fs::read(path).map_err(|source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let mut text = String::from_utf8(bytes).map_err(|e| {
+        Error::invalid(
+            "corpus",
+            format!(
+                "{} is not UTF-8 (invalid byte at offset {})",
+                path.display(),
+                e.utf8_error().valid_up_to()
+            ),
+        )
+    })?;
+    if text.ends_with('\n') {
+        text.pop();
+    }
+    Ok(text)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -749,31 +776,4 @@ mod tests {
             PathBuf::from("/c/m.gguf.verified")
         );
     }
-}
-
-/// Reads a corpus as llama.cpp's `-f FILE` reads a prompt file: the whole file as UTF-8,
-/// with one trailing `\n` removed (so token counts and chunks match `llama-perplexity`).
-///
-/// # Errors
-///
-/// [`Error::Io`] if the file cannot be read, [`Error::InvalidArgument`] if it is not UTF-8.
-pub fn read_corpus(path: &Path) -> Result<String> {
-    let bytes = std::fs::read(path).map_err(|source| Error::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let mut text = String::from_utf8(bytes).map_err(|e| {
-        Error::invalid(
-            "corpus",
-            format!(
-                "{} is not UTF-8 (invalid byte at offset {})",
-                path.display(),
-                e.utf8_error().valid_up_to()
-            ),
-        )
-    })?;
-    if text.ends_with('\n') {
-        text.pop();
-    }
-    Ok(text)
 }

@@ -47,6 +47,21 @@ fn real() -> &'static Real {
 }
 
 #[test]
+fn real_tokenizer_matches_llama_cpp() {
+    let r = real();
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let corpus = models::fetch::find_corpus(models::fetch::WIKITEXT2_TEST).unwrap();
+    let report = crate::tokenizer::check_against_fixture(
+        &r.tokenizer,
+        &dir.join("tests/data/llama_tokenize.json"),
+        Some(&corpus),
+    );
+    assert!(report.cases >= 60, "{} cases", report.cases);
+    report.assert_ok();
+    assert_eq!(report.corpus.map(|c| c.got_tokens), Some(r.tokens.len()));
+}
+
+#[test]
 fn real_model_structure() {
     let r = real();
     assert_eq!(r.file.tensors().len(), 272);

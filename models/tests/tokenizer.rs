@@ -17,35 +17,35 @@ use sha2::{Digest, Sha256};
 
 /// One fixture case whose ids differ.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CaseMismatch {
+pub(crate) struct CaseMismatch {
     /// Index in the fixture's `cases`.
-    pub index: usize,
+    pub(crate) index: usize,
     /// The text.
-    pub text: String,
+    pub(crate) text: String,
     /// llama.cpp's ids.
-    pub expected: Vec<u32>,
+    pub(crate) expected: Vec<u32>,
     /// Ours.
-    pub got: Vec<u32>,
+    pub(crate) got: Vec<u32>,
 }
 
 /// The whole-corpus comparison.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CorpusCheck {
+pub(crate) struct CorpusCheck {
     /// The corpus file's SHA-256 is the one the fixture was made from.
-    pub file_matches: bool,
+    pub(crate) file_matches: bool,
     /// llama.cpp's token count.
-    pub expected_tokens: usize,
+    pub(crate) expected_tokens: usize,
     /// Ours.
-    pub got_tokens: usize,
+    pub(crate) got_tokens: usize,
     /// The SHA-256 of our ids (little-endian `i32`s) equals llama.cpp's.
-    pub ids_sha256_matches: bool,
+    pub(crate) ids_sha256_matches: bool,
     /// Our first ids equal the fixture's `corpus_first_ids`.
-    pub first_ids_match: bool,
+    pub(crate) first_ids_match: bool,
 }
 
 impl CorpusCheck {
     /// Everything agrees.
-    pub fn ok(&self) -> bool {
+    pub(crate) fn ok(&self) -> bool {
         self.file_matches
             && self.expected_tokens == self.got_tokens
             && self.ids_sha256_matches
@@ -55,18 +55,18 @@ impl CorpusCheck {
 
 /// The outcome of [`check_against_fixture`].
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FixtureReport {
+pub(crate) struct FixtureReport {
     /// Cases compared.
-    pub cases: usize,
+    pub(crate) cases: usize,
     /// The cases that differ.
-    pub mismatches: Vec<CaseMismatch>,
+    pub(crate) mismatches: Vec<CaseMismatch>,
     /// The corpus comparison, when a corpus was given.
-    pub corpus: Option<CorpusCheck>,
+    pub(crate) corpus: Option<CorpusCheck>,
 }
 
 impl FixtureReport {
     /// Panics with a readable summary unless every case and the corpus agree.
-    pub fn assert_ok(&self) {
+    pub(crate) fn assert_ok(&self) {
         let corpus_ok = self.corpus.as_ref().is_none_or(CorpusCheck::ok);
         assert!(
             self.mismatches.is_empty() && corpus_ok,
@@ -86,7 +86,7 @@ impl FixtureReport {
 /// # Panics
 ///
 /// If a file cannot be read or the fixture is malformed.
-pub fn check_against_fixture(
+pub(crate) fn check_against_fixture(
     tokenizer: &Tokenizer,
     fixture: &Path,
     corpus: Option<&Path>,
@@ -105,7 +105,7 @@ pub fn check_against_fixture(
 /// # Panics
 ///
 /// If the fixture is malformed or the corpus is not UTF-8.
-pub fn compare_with_fixture(
+pub(crate) fn compare_with_fixture(
     tokenizer: &Tokenizer,
     fixture: &serde_json::Value,
     corpus: Option<&[u8]>,

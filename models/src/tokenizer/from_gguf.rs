@@ -11,8 +11,8 @@ impl TokenizerSpec {
     ///
     /// # Errors
     ///
-    /// [`Error::MissingMetadata`] for a missing `tokenizer.ggml.model` or `tokens`,
-    /// [`Error::BadMetadata`] for values of the wrong type.
+    /// [`crate::Error::MissingMetadata`] for a missing `tokenizer.ggml.model` or `tokens`,
+    /// [`crate::Error::BadMetadata`] for values of the wrong type.
     pub fn from_metadata(meta: &Metadata) -> Result<Self> {
         let opt_u32 =
             |k: &str| -> Result<Option<u32>> { meta.get(k).map(|_| meta.get_u32(k)).transpose() };

@@ -160,3 +160,9 @@ fn splits_cover_the_text() {
         assert_eq!(ws.concat(), text, "{steps:?}");
     }
 }
+
+#[test]
+fn tokenizer_is_shareable_across_threads() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<super::Tokenizer>();
+}
