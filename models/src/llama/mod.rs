@@ -66,12 +66,62 @@ pub(crate) struct Linear {
     pub(crate) cols: usize,
 }
 
+/// From this many inputs on (prefill), [`Linear::forward`] decodes row blocks of the weight to
+/// `f32` once each and multiplies them with a cache-blocked GEMM (`matrixmultiply`, through
+/// `ndarray`); below it, `quant`'s fused kernels decode on the fly per input.
+pub(crate) const GEMM_MIN_N: usize = 16;
+
+/// The `f32` scratch a GEMM task decodes one block of weight rows into.
+const GEMM_BLOCK_BYTES: usize = 192 << 10;
+
 impl Linear {
-    /// `Y = X·Wᵀ` for `n` row-major inputs.
+    /// `Y = X·Wᵀ` for `n` row-major inputs `X` `[n, cols]` into `Y` `[n, rows]`.
+    ///
+    /// Small `n` (decode) runs `quant`'s fused kernels, which stream the stored format.
+    /// Large `n` (prefill) splits `Y` into column blocks (one block of weight rows each, the
+    /// blocks spread over the pool's threads), decodes each block's rows exactly as
+    /// [`QuantizedTensor::dequantize`] would into a scratch of at most `GEMM_BLOCK_BYTES`,
+    /// and multiplies with `ndarray`'s `general_mat_mul` (`f32` accumulation, blocked over
+    /// the reduction axis): the weight is never decoded whole.
     pub(crate) fn forward(&self, x: &[f32], n: usize, y: &mut [f32], par: Par) -> Result<()> {
+        use ndarray::linalg::general_mat_mul;
+        use ndarray::parallel::prelude::*;
+        use ndarray::{ArrayView2, ArrayViewMut2, Axis};
+
         debug_assert_eq!((x.len(), y.len()), (n * self.cols, n * self.rows));
-        self.w.matmul(x, n, y, par)?;
-        Ok(())
+        if n < GEMM_MIN_N {
+            self.w.matmul(x, n, y, par)?;
+            return Ok(());
+        }
+        let shape = |e: ndarray::ShapeError| Error::invalid("matrix product", e.to_string());
+        let xv = ArrayView2::from_shape((n, self.cols), x).map_err(shape)?;
+        let mut yv = ArrayViewMut2::from_shape((n, self.rows), y).map_err(shape)?;
+        let block = (GEMM_BLOCK_BYTES / 4 / self.cols.max(1)).clamp(16, self.rows.max(16));
+        let cols = self.cols;
+        let run = |b: usize, mut yc: ArrayViewMut2<'_, f32>| -> Result<()> {
+            let (r0, nr) = (b * block, yc.ncols());
+            if let QuantizedTensor::F32 { data, .. } = &self.w {
+                let wv = ArrayView2::from_shape((nr, cols), &data[r0 * cols..(r0 + nr) * cols])
+                    .map_err(shape)?;
+                general_mat_mul(1.0, &xv, &wv.t(), 0.0, &mut yc);
+                return Ok(());
+            }
+            let mut scratch = vec![0.0f32; nr * cols];
+            for (j, row) in scratch.chunks_exact_mut(cols).enumerate() {
+                self.w.dequantize_row(r0 + j, row)?;
+            }
+            let wv = ArrayView2::from_shape((nr, cols), &scratch[..]).map_err(shape)?;
+            general_mat_mul(1.0, &xv, &wv.t(), 0.0, &mut yc);
+            Ok(())
+        };
+        let chunks = yv.axis_chunks_iter_mut(Axis(1), block);
+        match par {
+            Par::Seq => chunks.enumerate().try_for_each(|(b, yc)| run(b, yc)),
+            _ => chunks
+                .into_par_iter()
+                .enumerate()
+                .try_for_each(|(b, yc)| run(b, yc)),
+        }
     }
 }
 
