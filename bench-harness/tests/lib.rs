@@ -31,6 +31,8 @@ fn reproduce_twice_gives_identical_files() {
             "reproduce",
             "--samples",
             "4096",
+            "--only",
+            "formats,quantizers,calibration",
             "--quiet",
             "--out",
             dir.to_str().unwrap(),
@@ -150,4 +152,163 @@ fn formats_lists_and_encodes() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
+}
+
+/// The tiny random model (our GGUF writer) and a corpus of its own text, in a scratch dir.
+fn tiny_model(name: &str) -> (PathBuf, PathBuf, PathBuf) {
+    let dir = scratch_dir(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    let model = dir.join("tiny.gguf");
+    let bytes = models::testing::tiny_gguf(&models::testing::TinySpec::default()).unwrap();
+    std::fs::write(&model, bytes).unwrap();
+    let corpus = dir.join("corpus.txt");
+    let text = "the cat sat on the mat and then the rain came in. ".repeat(40);
+    std::fs::write(&corpus, text).unwrap();
+    (dir, model, corpus)
+}
+
+fn last_json(out: &Output) -> serde_json::Value {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout.clone()).unwrap();
+    let line = stdout.lines().last().expect("a JSON line");
+    serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"))
+}
+
+#[test]
+fn model_commands_run_on_a_tiny_gguf() {
+    let (dir, model, corpus) = tiny_model("tiny");
+    let m = model.to_str().unwrap();
+    let f = corpus.to_str().unwrap();
+    let j = last_json(&adaprec(&[
+        "perplexity",
+        "-m",
+        m,
+        "-f",
+        f,
+        "-c",
+        "32",
+        "--chunks",
+        "3",
+        "-t",
+        "2",
+        "--kl",
+        "--json",
+    ]));
+    for key in [
+        "ppl",
+        "ppl_stderr",
+        "chunks",
+        "tokens_scored",
+        "weight_bytes",
+        "kl_mean",
+    ] {
+        assert!(j.get(key).is_some(), "{key} missing: {j}");
+    }
+    assert_eq!(j["chunks"], 3);
+    assert_eq!(j["tokens_scored"], 3 * 15);
+    assert!(j["ppl"].as_f64().unwrap().is_finite());
+    // Same numbers under another policy are different, and smaller weights.
+    let q = last_json(&adaprec(&[
+        "perplexity",
+        "-m",
+        m,
+        "-f",
+        f,
+        "-c",
+        "32",
+        "--chunks",
+        "3",
+        "--policy",
+        "fp32",
+        "--json",
+    ]));
+    assert!(q["weight_bytes"].as_u64() > j["weight_bytes"].as_u64());
+    // tokenize --json is an array of ids; the tiny vocabulary merges "Ġt he".
+    let t = last_json(&adaprec(&["tokenize", "-m", m, "--json", "the the"]));
+    let ids = t.as_array().unwrap();
+    assert_eq!(ids.len(), 3, "{t}");
+    let i = last_json(&adaprec(&["inspect", "-m", m, "--json"]));
+    assert_eq!(i["tensors"].as_array().unwrap().len(), 1 + 2 * 9 + 1);
+    let g = last_json(&adaprec(&[
+        "generate", "-m", m, "-n", "5", "--json", "the cat",
+    ]));
+    assert_eq!(g["ids"].as_array().unwrap().len(), 5);
+    let s = last_json(&adaprec(&[
+        "sensitivity",
+        "-m",
+        m,
+        "-f",
+        f,
+        "-c",
+        "32",
+        "--calib-chunks",
+        "2",
+        "--budget",
+        "aggressive",
+        "--json",
+    ]));
+    assert_eq!(s["groups"].as_array().unwrap().len(), 1 + 2 * 2);
+    assert!(s.get("allocation").is_some(), "{s}");
+    // Export to f16 and read it back.
+    let out_gguf = dir.join("f16.gguf");
+    let e = adaprec(&[
+        "export",
+        "-m",
+        m,
+        "--policy",
+        "fp16",
+        "-o",
+        out_gguf.to_str().unwrap(),
+    ]);
+    assert!(e.status.success(), "{}", String::from_utf8_lossy(&e.stderr));
+    let back = last_json(&adaprec(&[
+        "inspect",
+        "-m",
+        out_gguf.to_str().unwrap(),
+        "--json",
+    ]));
+    assert!(
+        back["tensors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["type"] == "f16")
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn model_command_errors_are_clean() {
+    let (dir, model, corpus) = tiny_model("errors");
+    let m = model.to_str().unwrap();
+    let f = corpus.to_str().unwrap();
+    let bad = dir.join("bad.gguf");
+    std::fs::write(&bad, b"GGUF\x03\x00\x00\x00garbage").unwrap();
+    for args in [
+        vec!["inspect", "-m", bad.to_str().unwrap()],
+        vec!["perplexity", "-m", m, "-f", f, "-c", "4096"],
+        vec!["perplexity", "-m", m, "-f", f, "--policy", "no-such-policy"],
+        vec!["perplexity", "-m", m, "-f", "/no/such/file.txt"],
+        vec!["generate", "-m", m, "--temp=-1", "hi"],
+        vec![
+            "export",
+            "-m",
+            m,
+            "--policy",
+            "int8",
+            "-o",
+            "/tmp/never.gguf",
+        ],
+    ] {
+        let out = adaprec(&args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("error:"), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }
