@@ -103,9 +103,13 @@ pub(crate) struct PerplexityArgs {
     /// The text to score (default: WikiText-2 raw test split from shared/data).
     #[arg(short = 'f', long)]
     pub(crate) corpus: Option<PathBuf>,
-    /// Also run the fp32 policy as a reference: KL divergence and top-1 agreement.
+    /// Also run the fp32 policy as a reference: ΔPPL, KL divergence and top-1 agreement.
     #[arg(long)]
     pub(crate) kl: bool,
+    /// Round as llama.cpp's CPU backend does: 8-bit activations into Q4/Q8 products, f16
+    /// queries and KV cache (`Model::set_llama_cpp_arithmetic`).
+    #[arg(long)]
+    pub(crate) llama_cpp_arith: bool,
 }
 
 pub(crate) fn run_perplexity(a: &PerplexityArgs) -> Result<()> {
@@ -117,7 +121,8 @@ pub(crate) fn run_perplexity(a: &PerplexityArgs) -> Result<()> {
     let tokens = tok.encode(&text, true, false)?;
     let tok_seconds = t0.elapsed().as_secs_f64();
     let policy = a.model.policy()?;
-    let model = Model::load(&file, &policy, threads)?;
+    let mut model = Model::load(&file, &policy, threads)?;
+    model.set_llama_cpp_arithmetic(a.llama_cpp_arith);
     let reference = if a.kl {
         Some(Model::load(&file, &Policy::preset("fp32")?, threads)?)
     } else {
@@ -165,10 +170,32 @@ pub(crate) fn run_perplexity(a: &PerplexityArgs) -> Result<()> {
     })?;
     pb.finish_and_clear();
     let r = &reports[0];
-    print_ppl(&model, &policy, r, json)
+    let decode = decode_speed(&model, &tokens)?;
+    print_ppl(&model, &policy, r, decode, json)
 }
 
-fn print_ppl(model: &Model, policy: &Policy, r: &PerplexityReport, json: bool) -> Result<()> {
+/// Greedy decode tokens/s: 32 single-token steps after a 64-token prompt from the corpus.
+fn decode_speed(model: &Model, tokens: &[u32]) -> Result<f64> {
+    let prompt = &tokens[..64.min(tokens.len())];
+    let opts = models::generate::GenerateOptions {
+        max_tokens: 32,
+        sampling: models::generate::SamplingParams {
+            temperature: 0.0,
+            ..Default::default()
+        },
+        stop: None,
+    };
+    let (_, stats) = models::generate::generate(model, prompt, &opts, &mut |_| true)?;
+    Ok(stats.decode_tokens_per_second())
+}
+
+fn print_ppl(
+    model: &Model,
+    policy: &Policy,
+    r: &PerplexityReport,
+    decode: f64,
+    json: bool,
+) -> Result<()> {
     let (w, f32b, stored) = (
         model.weight_bytes(),
         model.f32_bytes(),
@@ -187,12 +214,17 @@ fn print_ppl(model: &Model, policy: &Policy, r: &PerplexityReport, json: bool) -
             "compression_vs_f32": f32b as f64 / w as f64,
             "policy": policy.name,
             "prefill_tokens_per_second": r.prefill_tokens_per_second,
+            "decode_tokens_per_second": decode,
             "running": r.running,
         });
         if let Some(kl) = r.kl {
             o["kl_mean"] = json!(kl.mean);
             o["kl_stderr"] = json!(kl.stderr);
             o["top1_agreement"] = json!(kl.top1_agreement);
+        }
+        if let Some(p) = r.reference_ppl {
+            o["fp32_ppl"] = json!(p);
+            o["delta_ppl_pct_vs_fp32"] = json!(100.0 * (r.ppl / p - 1.0));
         }
         println!("{o}");
     } else {
@@ -206,16 +238,17 @@ fn print_ppl(model: &Model, policy: &Policy, r: &PerplexityReport, json: bool) -
             w as f64 / stored as f64,
             mib(stored)
         );
-        if let Some(kl) = r.kl {
+        if let (Some(kl), Some(p)) = (r.kl, r.reference_ppl) {
             println!(
-                "vs fp32: KL = {:.6} +/- {:.6} nats, top-1 agreement {:.2} %",
+                "vs fp32 (PPL {p:.4}): ΔPPL {:+.3} %, KL = {:.6} +/- {:.6} nats, top-1 agreement {:.2} %",
+                100.0 * (r.ppl / p - 1.0),
                 kl.mean,
                 kl.stderr,
                 100.0 * kl.top1_agreement
             );
         }
         println!(
-            "prefill: {:.1} tokens/s ({} tokens scored)",
+            "prefill: {:.1} tokens/s ({} tokens scored); decode: {decode:.1} tokens/s",
             r.prefill_tokens_per_second, r.tokens_scored
         );
     }

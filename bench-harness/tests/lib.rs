@@ -205,6 +205,10 @@ fn model_commands_run_on_a_tiny_gguf() {
         "tokens_scored",
         "weight_bytes",
         "kl_mean",
+        "top1_agreement",
+        "fp32_ppl",
+        "delta_ppl_pct_vs_fp32",
+        "decode_tokens_per_second",
     ] {
         assert!(j.get(key).is_some(), "{key} missing: {j}");
     }

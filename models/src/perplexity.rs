@@ -98,6 +98,9 @@ pub struct PerplexityReport {
     pub running: Vec<f64>,
     /// Against the reference model, when one was given.
     pub kl: Option<KlStats>,
+    /// The reference model's own PPL on the same positions, when the reference is a model
+    /// evaluated in lockstep ([`Reference::Model`]).
+    pub reference_ppl: Option<f64>,
     /// Tokens evaluated per second of forward passes (prefill throughput).
     pub prefill_tokens_per_second: f64,
 }
@@ -289,6 +292,7 @@ pub fn evaluate(
         .collect::<Result<_>>()?;
     let mut ref_cache = ref_model.map(|m| m.new_cache(n_ctx)).transpose()?;
     let has_ref = !matches!(reference, Reference::None);
+    let (mut ref_nll, mut ref_count) = (0.0f64, 0usize);
     let mut acc = vec![Accum::default(); models.len()];
     let mut running = vec![Vec::with_capacity(n_chunk); models.len()];
     let mut lp = Vec::new();
@@ -305,6 +309,8 @@ pub fn evaluate(
                 ref_rows.clear();
                 for i in 0..scored {
                     log_softmax(out.row(i), &mut lp);
+                    ref_nll -= lp[tokens[chunk * n_ctx + first + i + 1] as usize];
+                    ref_count += 1;
                     ref_rows.extend_from_slice(&lp);
                 }
             }
@@ -389,6 +395,7 @@ pub fn evaluate(
                 tokens_scored: a.count,
                 running,
                 kl,
+                reference_ppl: (ref_count > 0).then(|| (ref_nll / ref_count as f64).exp()),
                 prefill_tokens_per_second: a.tokens_evaluated as f64 / a.seconds.max(1e-9),
             }
         })

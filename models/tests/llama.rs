@@ -226,6 +226,11 @@ fn perplexity_follows_the_reference_nll() {
         kl.mean
     );
     assert!((kl.top1_agreement - 1.0).abs() < f64::EPSILON);
+    assert_eq!(
+        report.reference_ppl,
+        Some(report.ppl),
+        "the reference is the same model"
+    );
     assert_eq!(report.running.len(), 3);
     assert!((report.running[2] - report.ppl).abs() < 1e-9);
     // Too short a corpus, zero chunks.
@@ -261,4 +266,30 @@ fn policies_requantize_and_count_bytes() {
         .map(|row| row.iter().map(|&v| f64::from(v)).collect())
         .collect();
     assert!(max_err(&run(&fp32), &r) < FORWARD_TOLERANCE);
+}
+
+#[test]
+fn llama_cpp_arithmetic_rounds_activations_queries_and_cache() {
+    let mut model = load(&TinySpec::default(), 2);
+    let ids = tokens(20, model.config().vocab_size, 6);
+    let run = |m: &Model| {
+        let mut c = m.new_cache(20).unwrap();
+        let out = m.forward(&mut c, &ids, 0, None).unwrap();
+        (out.logits, c.bits_per_element())
+    };
+    let (exact, bits) = run(&model);
+    assert!((bits - 32.0).abs() < 1e-12);
+    model.set_llama_cpp_arithmetic(true);
+    assert!(model.llama_cpp_arithmetic());
+    let (rounded, bits) = run(&model);
+    assert!((bits - 16.0).abs() < 1e-12, "f16 cache: {bits}");
+    assert_ne!(exact, rounded);
+    // 8-bit activations move the logits by about 1 % of their scale, not more.
+    let scale = exact.iter().map(|v| v.abs()).fold(0.0f32, f32::max);
+    let worst = exact
+        .iter()
+        .zip(&rounded)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
+    assert!(worst < 0.05 * scale, "{worst} vs scale {scale}");
 }

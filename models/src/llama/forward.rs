@@ -119,6 +119,25 @@ pub(crate) fn rope(x: &mut [f32], head_dim: usize, table: &[(f32, f32)]) {
     }
 }
 
+/// `x` rounded as llama.cpp rounds activations for a Q4_0/Q4_1/Q8_0 product (Q8_0/Q8_1
+/// blocks: 32 values, scale `amax/127` stored in f16), or `x` itself for other weights.
+fn ggml_activations<'a>(
+    on: bool,
+    w: &super::Linear,
+    x: &'a [f32],
+    scratch: &'a mut Vec<f32>,
+) -> &'a [f32] {
+    use quant::QuantizedTensor as Q;
+    let ggml = matches!(w.w, Q::Q4_0 { .. } | Q::Q4_1 { .. } | Q::Q8_0 { .. });
+    if !on || !ggml || !w.cols.is_multiple_of(quant::ggml::QK) {
+        return x;
+    }
+    scratch.resize(x.len(), 0.0);
+    let blocks = quant::ggml::quantize_row_q8_0(x);
+    quant::ggml::dequantize_row_q8_0(&blocks, scratch);
+    scratch
+}
+
 /// Scratch activations for `t` tokens.
 struct Buffers {
     x: Vec<f32>,
@@ -180,6 +199,8 @@ impl Model {
         let par = self.par();
         let (t, d, kv, ff) = (tokens.len(), c.d_model, c.kv_dim(), c.ffn_dim);
         let pos0 = cache.len();
+        let emu = self.llama_cpp_arithmetic;
+        let mut xq = Vec::new();
         let mut b = Buffers {
             x: vec![0.0; t * d],
             n: vec![0.0; t * d],
@@ -207,13 +228,32 @@ impl Model {
             for (xr, nr) in b.x.chunks_exact(d).zip(b.n.chunks_exact_mut(d)) {
                 rms_norm(xr, &blk.attn_norm, c.rms_eps, nr);
             }
-            blk.wq.forward(&b.n, t, &mut b.q, par)?;
-            blk.wk.forward(&b.n, t, &mut b.k, par)?;
-            blk.wv.forward(&b.n, t, &mut b.v, par)?;
+            blk.wq.forward(
+                ggml_activations(emu, &blk.wq, &b.n, &mut xq),
+                t,
+                &mut b.q,
+                par,
+            )?;
+            blk.wk.forward(
+                ggml_activations(emu, &blk.wk, &b.n, &mut xq),
+                t,
+                &mut b.k,
+                par,
+            )?;
+            blk.wv.forward(
+                ggml_activations(emu, &blk.wv, &b.n, &mut xq),
+                t,
+                &mut b.v,
+                par,
+            )?;
             for i in 0..t {
                 let table = rope_table(c.rope_dim, c.rope_theta, pos0 + i);
                 rope(&mut b.q[i * d..][..d], c.head_dim, &table);
                 rope(&mut b.k[i * kv..][..kv], c.head_dim, &table);
+            }
+            if emu {
+                b.q.iter_mut()
+                    .for_each(|v| *v = half::f16::from_f32(*v).to_f32());
             }
             cache.write(l, &b.k, &b.v, t)?;
             let received = self.attention(cache, l, pos0, &b.q, &mut b.att, probe.is_some());
@@ -222,18 +262,38 @@ impl Model {
                     *a += r;
                 }
             }
-            blk.wo.forward(&b.att, t, &mut b.tmp, par)?;
+            blk.wo.forward(
+                ggml_activations(emu, &blk.wo, &b.att, &mut xq),
+                t,
+                &mut b.tmp,
+                par,
+            )?;
             b.x.iter_mut().zip(&b.tmp).for_each(|(x, y)| *x += y);
             // Feed-forward.
             for (xr, nr) in b.x.chunks_exact(d).zip(b.n.chunks_exact_mut(d)) {
                 rms_norm(xr, &blk.ffn_norm, c.rms_eps, nr);
             }
-            blk.gate.forward(&b.n, t, &mut b.gate, par)?;
-            blk.up.forward(&b.n, t, &mut b.up, par)?;
+            blk.gate.forward(
+                ggml_activations(emu, &blk.gate, &b.n, &mut xq),
+                t,
+                &mut b.gate,
+                par,
+            )?;
+            blk.up.forward(
+                ggml_activations(emu, &blk.up, &b.n, &mut xq),
+                t,
+                &mut b.up,
+                par,
+            )?;
             for (g, u) in b.gate.iter_mut().zip(&b.up) {
                 *g = *g / (1.0 + (-*g).exp()) * u;
             }
-            blk.down.forward(&b.gate, t, &mut b.tmp, par)?;
+            blk.down.forward(
+                ggml_activations(emu, &blk.down, &b.gate, &mut xq),
+                t,
+                &mut b.tmp,
+                par,
+            )?;
             b.x.iter_mut().zip(&b.tmp).for_each(|(x, y)| *x += y);
             if let Some(p) = probe.as_deref_mut() {
                 p.layer_output_norm[l] +=
@@ -251,7 +311,13 @@ impl Model {
             for (xr, nr) in xs.chunks_exact(d).zip(ns.chunks_exact_mut(d)) {
                 rms_norm(xr, &self.output_norm, c.rms_eps, nr);
             }
-            self.head().forward(ns, rows, &mut logits, par)?;
+            let head = self.head();
+            head.forward(
+                ggml_activations(emu, head, ns, &mut xq),
+                rows,
+                &mut logits,
+                par,
+            )?;
             if let Some(i) = logits.iter().position(|v| !v.is_finite()) {
                 return Err(Error::NonFinite {
                     what: "logits",
