@@ -458,8 +458,10 @@ pub struct Allocation {
 
 /// Fits the weights into `budget_bytes`: starting from the baseline, quantizes groups to the
 /// report's format in [`SensitivityReport::allocation_order`] (least ΔKL per byte saved
-/// first) until the total is at most the budget. A budget the baseline already meets returns
-/// the baseline's rules unchanged.
+/// first) until the total is at most the budget; then, most damaging (largest ΔKL) first,
+/// restores any chosen group whose bytes still fit under the budget (the greedy's last step
+/// can overshoot by a large group). A budget the baseline already meets returns the
+/// baseline's rules unchanged.
 ///
 /// # Errors
 ///
@@ -475,6 +477,24 @@ pub fn allocate(report: &SensitivityReport, budget_bytes: usize) -> Result<Alloc
         }
         bytes = bytes - g.base_bytes + g.quant_bytes;
         chosen.push(g);
+    }
+    if bytes <= budget_bytes {
+        // Refinement: the last greedy step can overshoot (one large group, such as the
+        // embedding, saves far more than needed). Give back the most damaging chosen groups
+        // whose bytes still fit under the budget.
+        let mut by_damage: Vec<usize> = (0..chosen.len()).collect();
+        by_damage.sort_by(|&a, &b| chosen[b].delta_kl.total_cmp(&chosen[a].delta_kl));
+        let mut keep = vec![true; chosen.len()];
+        for i in by_damage {
+            let g = chosen[i];
+            let back = bytes - g.quant_bytes + g.base_bytes;
+            if back <= budget_bytes {
+                bytes = back;
+                keep[i] = false;
+            }
+        }
+        let mut k = keep.into_iter();
+        chosen.retain(|_| k.next().unwrap_or(true));
     }
     if bytes > budget_bytes {
         return Err(Error::invalid(

@@ -233,13 +233,32 @@ fn allocation_meets_the_budget_exactly() {
             let expected = if chosen { "int4-g32" } else { "f32" };
             assert_eq!(t.format, expected, "{}", t.name);
         }
-        // Greedy by ΔKL per byte: the chosen groups are a prefix of the allocation order.
-        let order: Vec<&str> = report
-            .allocation_order()
+        // Greedy by ΔKL per byte, then refined: the chosen groups come from the greedy
+        // prefix of the allocation order, and none of them could be given back (restored to
+        // the baseline) without exceeding the budget.
+        let order = report.allocation_order();
+        let names: Vec<&str> = order.iter().map(|g| g.group.name.as_str()).collect();
+        let last = a
+            .quantized
             .iter()
-            .map(|g| g.group.name.as_str())
-            .collect();
-        assert_eq!(a.quantized, order[..a.quantized.len()]);
+            .map(|q| names.iter().position(|n| n == q).unwrap())
+            .max()
+            .unwrap();
+        let mut prefix_bytes = report.base_weight_bytes;
+        for g in &order[..last] {
+            prefix_bytes = prefix_bytes - g.base_bytes + g.quant_bytes;
+        }
+        assert!(
+            prefix_bytes > budget,
+            "the greedy prefix before the last group was over"
+        );
+        for q in &a.quantized {
+            let g = order.iter().find(|g| &g.group.name == q).unwrap();
+            assert!(
+                a.weight_bytes - g.quant_bytes + g.base_bytes > budget,
+                "{q} fits back"
+            );
+        }
     }
     // The smallest reachable size quantizes everything.
     assert_eq!(

@@ -451,6 +451,13 @@ fn run_budget(ctx: &Ctx) -> Result<Table> {
              group at the sensitivity format, norms at the baseline) is skipped with a note \
              on stderr."
                 .to_string(),
+            format!(
+                "The allocation chooses between two precisions only (`{SENSITIVITY_BASE}` and \
+                 `{SENSITIVITY_FORMAT}`), while the presets use int8, which costs half of f16 \
+                 and loses far less than int4 on this already-4-bit model: at the int8 \
+                 presets' sizes the two-tier allocation must put most groups at int4 and \
+                 loses. A three-tier allocation is the natural next step."
+            ),
         ],
     })
 }
