@@ -47,10 +47,7 @@ impl ModelArgs {
 
     /// The model file: `--model`, or the cached (fetched on first use) default.
     pub(crate) fn path(&self) -> Result<PathBuf> {
-        match &self.model {
-            Some(p) => Ok(p.clone()),
-            None => Ok(models::fetch::default_model()?),
-        }
+        model_path(&self.model)
     }
 
     pub(crate) fn open(&self) -> Result<(PathBuf, GgufFile)> {
@@ -61,6 +58,14 @@ impl ModelArgs {
 
     pub(crate) fn policy(&self) -> Result<Policy> {
         Ok(Policy::load(&self.policy)?)
+    }
+}
+
+/// `--model PATH`, or the default model (cached, fetched on first use).
+fn model_path(model: &Option<PathBuf>) -> Result<PathBuf> {
+    match model {
+        Some(p) => Ok(p.clone()),
+        None => Ok(models::fetch::default_model()?),
     }
 }
 
@@ -131,7 +136,7 @@ pub(crate) fn run_perplexity(a: &PerplexityArgs) -> Result<()> {
     let opts = PerplexityOptions {
         n_ctx: a.ctx_size,
         chunks: a.chunks,
-        bos: tok.add_bos().then(|| tok.bos()).flatten(),
+        bos: tok.bos_to_add(),
     };
     let n_chunk = perplexity::chunk_count(tokens.len(), &opts)?;
     if !a.model.json {
@@ -175,7 +180,7 @@ pub(crate) fn run_perplexity(a: &PerplexityArgs) -> Result<()> {
 }
 
 /// Greedy decode tokens/s: 32 single-token steps after a 64-token prompt from the corpus.
-fn decode_speed(model: &Model, tokens: &[u32]) -> Result<f64> {
+pub(crate) fn decode_speed(model: &Model, tokens: &[u32]) -> Result<f64> {
     let prompt = &tokens[..64.min(tokens.len())];
     let opts = models::generate::GenerateOptions {
         max_tokens: 32,
@@ -387,10 +392,7 @@ pub(crate) struct TokenizeArgs {
 }
 
 pub(crate) fn run_tokenize(a: &TokenizeArgs) -> Result<()> {
-    let path = match &a.model {
-        Some(p) => p.clone(),
-        None => models::fetch::default_model()?,
-    };
+    let path = model_path(&a.model)?;
     let file = GgufFile::open(&path)?;
     let tok = Tokenizer::from_gguf(file.metadata())?;
     let ids = tok.encode(&a.text, true, a.parse_special)?;
@@ -420,10 +422,7 @@ pub(crate) struct InspectArgs {
 }
 
 pub(crate) fn run_inspect(a: &InspectArgs) -> Result<()> {
-    let path = match &a.model {
-        Some(p) => p.clone(),
-        None => models::fetch::default_model()?,
-    };
+    let path = model_path(&a.model)?;
     let file = GgufFile::open(&path)?;
     inspect(&path, &file, a.json);
     Ok(())
@@ -520,7 +519,7 @@ pub(crate) fn run_sensitivity(a: &SensitivityArgs) -> Result<()> {
     opts.n_ctx = a.ctx_size;
     opts.calib_chunks = a.calib_chunks;
     opts.threads = threads;
-    opts.bos = tok.add_bos().then(|| tok.bos()).flatten();
+    opts.bos = tok.bos_to_add();
     let pb = bar(0, "sensitivity");
     let report = models::sensitivity::analyze(&file, calib, &opts, &mut |p| {
         pb.set_length(p.total as u64);
@@ -614,7 +613,7 @@ pub(crate) fn run_importance(a: &ImportanceArgs) -> Result<()> {
     let popts = PerplexityOptions {
         n_ctx: a.ctx_size,
         chunks: Some(a.chunks),
-        bos: tok.add_bos().then(|| tok.bos()).flatten(),
+        bos: tok.bos_to_add(),
     };
     let report =
         models::importance::evaluate_importance(&model, &tokens, &opts, &popts, Some(&freqs))?;
@@ -651,10 +650,7 @@ pub(crate) struct ExportArgs {
 }
 
 pub(crate) fn run_export(a: &ExportArgs) -> Result<()> {
-    let path = match &a.model {
-        Some(p) => p.clone(),
-        None => models::fetch::default_model()?,
-    };
+    let path = model_path(&a.model)?;
     let file = GgufFile::open(&path)?;
     let policy = Policy::load(&a.policy)?;
     let bytes = models::llama::export_gguf(&file, &policy, &a.out)?;

@@ -488,10 +488,7 @@ pub fn evaluate_importance(
     let mut per_chunk = Vec::with_capacity(n_chunk);
     for chunk in 0..n_chunk {
         let original = &tokens[chunk * n_ctx..(chunk + 1) * n_ctx];
-        let mut batch = original.to_vec();
-        if let Some(bos) = ppl.bos {
-            batch[0] = bos;
-        }
+        let batch = perplexity::chunk_batch(tokens, chunk, ppl);
         let next = &original[first + 1..][..scored];
         // Pass 1: f32 cache with a probe.
         let mut probe = Probe::default();

@@ -157,6 +157,30 @@ pub fn log_softmax(logits: &[f32], out: &mut Vec<f64>) {
     out.extend(logits.iter().map(|&l| f64::from(l - max) - lse));
 }
 
+/// Tokens of chunk `chunk` as evaluated: `n_ctx` corpus tokens, the first replaced by BOS when
+/// the options carry one.
+pub(crate) fn chunk_batch(tokens: &[u32], chunk: usize, opts: &PerplexityOptions) -> Vec<u32> {
+    let mut batch = tokens[chunk * opts.n_ctx..(chunk + 1) * opts.n_ctx].to_vec();
+    if let Some(bos) = opts.bos {
+        batch[0] = bos;
+    }
+    batch
+}
+
+/// Mean of `count` values from their sum and sum of squares, and the standard error of that
+/// mean (`sqrt((mean x² − mean²) / (count − 1))`, llama.cpp's formula; 0 when undefined).
+fn mean_and_stderr(sum: f64, sum2: f64, count: usize) -> (f64, f64) {
+    let n = count as f64;
+    let mean = sum / n;
+    let var = sum2 / n - mean * mean;
+    let stderr = if var > 0.0 && count > 1 {
+        (var / (n - 1.0)).sqrt()
+    } else {
+        0.0
+    };
+    (mean, stderr)
+}
+
 fn argmax(v: &[f64]) -> usize {
     let mut best = 0;
     for (i, &x) in v.iter().enumerate() {
@@ -213,10 +237,7 @@ pub fn reference_log_probs(
     let mut lp = Vec::new();
     let mut chunks = Vec::with_capacity(n_chunk);
     for chunk in 0..n_chunk {
-        let mut batch = tokens[chunk * n_ctx..(chunk + 1) * n_ctx].to_vec();
-        if let Some(bos) = opts.bos {
-            batch[0] = bos;
-        }
+        let batch = chunk_batch(tokens, chunk, opts);
         cache.clear();
         let out = model.forward(&mut cache, &batch, first, None)?;
         let mut rows = Vec::with_capacity(scored * vocab);
@@ -298,10 +319,7 @@ pub fn evaluate(
     let mut lp = Vec::new();
     let mut ref_rows: Vec<f64> = Vec::new();
     for chunk in 0..n_chunk {
-        let mut batch = tokens[chunk * n_ctx..(chunk + 1) * n_ctx].to_vec();
-        if let Some(bos) = opts.bos {
-            batch[0] = bos;
-        }
+        let batch = chunk_batch(tokens, chunk, opts);
         match (reference, ref_cache.as_mut()) {
             (Reference::Model(r), Some(cache)) => {
                 cache.clear();
@@ -362,27 +380,16 @@ pub fn evaluate(
         .into_iter()
         .zip(running)
         .map(|(a, running)| {
-            let n = a.count as f64;
-            let mean = a.nll / n;
-            let var = a.nll2 / n - mean * mean;
+            let (mean, nll_stderr) = mean_and_stderr(a.nll, a.nll2, a.count);
             let ppl = mean.exp();
-            let ppl_stderr = if var > 0.0 && a.count > 1 {
-                (var / (n - 1.0)).sqrt() * ppl
-            } else {
-                0.0
-            };
+            let ppl_stderr = nll_stderr * ppl;
             let kl = has_ref.then(|| {
-                let m = a.kl / n;
-                let v = a.kl2 / n - m * m;
+                let (mean, stderr) = mean_and_stderr(a.kl, a.kl2, a.count);
                 KlStats {
-                    mean: m,
-                    stderr: if v > 0.0 && a.count > 1 {
-                        (v / (n - 1.0)).sqrt()
-                    } else {
-                        0.0
-                    },
+                    mean,
+                    stderr,
                     max: a.kl_max,
-                    top1_agreement: a.same_top as f64 / n,
+                    top1_agreement: a.same_top as f64 / a.count as f64,
                     count: a.count,
                 }
             });

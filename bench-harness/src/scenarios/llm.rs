@@ -18,7 +18,6 @@ use std::sync::OnceLock;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use models::generate::{GenerateOptions, SamplingParams, generate};
 use models::gguf::GgufFile;
 use models::importance::{ImportanceOptions, TokenFrequencies, evaluate_importance};
 use models::llama::Model;
@@ -43,9 +42,6 @@ pub(crate) const IMPORTANCE_CHUNKS: usize = 4;
 pub(crate) const SENSITIVITY_FORMAT: &str = "int4-g32";
 /// Baseline policy of the sensitivity analysis and of the allocations.
 pub(crate) const SENSITIVITY_BASE: &str = "fp16";
-/// Decode measurement: prompt and generated tokens.
-const DECODE_PROMPT: usize = 64;
-const DECODE_TOKENS: usize = 32;
 
 /// Registry entries.
 pub(crate) const POLICIES: Scenario = Scenario {
@@ -114,22 +110,8 @@ fn ppl_options(r: &Real, chunks: usize) -> PerplexityOptions {
     PerplexityOptions {
         n_ctx: N_CTX,
         chunks: Some(chunks),
-        bos: r.tokenizer.add_bos().then(|| r.tokenizer.bos()).flatten(),
+        bos: r.tokenizer.bos_to_add(),
     }
-}
-
-/// Decode tokens/s of `model`: greedy, `DECODE_TOKENS` after a `DECODE_PROMPT`-token prompt.
-fn decode_speed(model: &Model, r: &Real) -> Result<f64> {
-    let opts = GenerateOptions {
-        max_tokens: DECODE_TOKENS,
-        sampling: SamplingParams {
-            temperature: 0.0,
-            ..SamplingParams::default()
-        },
-        stop: None,
-    };
-    let (_, stats) = generate(model, &r.tokens[..DECODE_PROMPT], &opts, &mut |_| true)?;
-    Ok(stats.decode_tokens_per_second())
 }
 
 const STORED_NOTE: &str = "The model file stores its 30 blocks' matrices in Q4_1 and the tied \
@@ -171,7 +153,7 @@ fn run_policies(ctx: &Ctx) -> Result<Table> {
     let base_ppl = reports[fp32].ppl;
     let mut rows = Vec::new();
     for ((name, m), rep) in names.iter().zip(&loaded).zip(&reports) {
-        let decode = decode_speed(m, r)?;
+        let decode = crate::llm::decode_speed(m, &r.tokens)?;
         let kl = rep.kl.unwrap_or_default();
         rows.push(vec![
             format!("`{name}`"),
@@ -282,7 +264,7 @@ fn sensitivity_report(ctx: &Ctx) -> Result<&'static SensitivityReport> {
     opts.n_ctx = N_CTX;
     opts.calib_chunks = CALIB_CHUNKS;
     opts.threads = r.threads;
-    opts.bos = r.tokenizer.add_bos().then(|| r.tokenizer.bos()).flatten();
+    opts.bos = r.tokenizer.bos_to_add();
     let calib = sensitivity::calibration_tokens(&r.tokens, N_CTX, CALIB_CHUNKS, SCORED_CHUNKS)?;
     let rep = sensitivity::analyze(&r.file, calib, &opts, &mut |p| {
         if p.done % 10 == 0 || p.done == p.total {

@@ -119,23 +119,35 @@ pub(crate) fn rope(x: &mut [f32], head_dim: usize, table: &[(f32, f32)]) {
     }
 }
 
-/// `x` rounded as llama.cpp rounds activations for a Q4_0/Q4_1/Q8_0 product (Q8_0/Q8_1
-/// blocks: 32 values, scale `amax/127` stored in f16), or `x` itself for other weights.
-fn ggml_activations<'a>(
-    on: bool,
-    w: &super::Linear,
+/// An input of the products: the activations, and (when emulating llama.cpp's arithmetic)
+/// the same rounded as llama.cpp rounds activations for a Q4_0/Q4_1/Q8_0 product (Q8_0/Q8_1
+/// blocks: 32 values, scale `amax/127` stored in f16) — rounded once, shared by every
+/// product that reads this input.
+struct Input<'a> {
     x: &'a [f32],
-    scratch: &'a mut Vec<f32>,
-) -> &'a [f32] {
-    use quant::QuantizedTensor as Q;
-    let ggml = matches!(w.w, Q::Q4_0 { .. } | Q::Q4_1 { .. } | Q::Q8_0 { .. });
-    if !on || !ggml || !w.cols.is_multiple_of(quant::ggml::QK) {
-        return x;
+    rounded: Option<Vec<f32>>,
+}
+
+impl<'a> Input<'a> {
+    fn new(emulate: bool, x: &'a [f32]) -> Self {
+        let rounded = (emulate && x.len().is_multiple_of(quant::ggml::QK)).then(|| {
+            let mut r = vec![0.0; x.len()];
+            quant::ggml::dequantize_row_q8_0(&quant::ggml::quantize_row_q8_0(x), &mut r);
+            r
+        });
+        Self { x, rounded }
     }
-    scratch.resize(x.len(), 0.0);
-    let blocks = quant::ggml::quantize_row_q8_0(x);
-    quant::ggml::dequantize_row_q8_0(&blocks, scratch);
-    scratch
+
+    /// What the product with `w` reads: the rounded activations for a GGML weight whose rows
+    /// are whole blocks, the activations themselves otherwise.
+    fn for_weight(&self, w: &super::Linear) -> &[f32] {
+        use quant::QuantizedTensor as Q;
+        let ggml = matches!(w.w, Q::Q4_0 { .. } | Q::Q4_1 { .. } | Q::Q8_0 { .. });
+        match &self.rounded {
+            Some(r) if ggml && w.cols.is_multiple_of(quant::ggml::QK) => r,
+            _ => self.x,
+        }
+    }
 }
 
 /// Scratch activations for `t` tokens.
@@ -200,7 +212,10 @@ impl Model {
         let (t, d, kv, ff) = (tokens.len(), c.d_model, c.kv_dim(), c.ffn_dim);
         let pos0 = cache.len();
         let emu = self.llama_cpp_arithmetic;
-        let mut xq = Vec::new();
+        // The rotation angles depend only on the position: computed once, used by every layer.
+        let rope_tables: Vec<_> = (0..t)
+            .map(|i| rope_table(c.rope_dim, c.rope_theta, pos0 + i))
+            .collect();
         let mut b = Buffers {
             x: vec![0.0; t * d],
             n: vec![0.0; t * d],
@@ -228,28 +243,16 @@ impl Model {
             for (xr, nr) in b.x.chunks_exact(d).zip(b.n.chunks_exact_mut(d)) {
                 rms_norm(xr, &blk.attn_norm, c.rms_eps, nr);
             }
-            blk.wq.forward(
-                ggml_activations(emu, &blk.wq, &b.n, &mut xq),
-                t,
-                &mut b.q,
-                par,
-            )?;
-            blk.wk.forward(
-                ggml_activations(emu, &blk.wk, &b.n, &mut xq),
-                t,
-                &mut b.k,
-                par,
-            )?;
-            blk.wv.forward(
-                ggml_activations(emu, &blk.wv, &b.n, &mut xq),
-                t,
-                &mut b.v,
-                par,
-            )?;
-            for i in 0..t {
-                let table = rope_table(c.rope_dim, c.rope_theta, pos0 + i);
-                rope(&mut b.q[i * d..][..d], c.head_dim, &table);
-                rope(&mut b.k[i * kv..][..kv], c.head_dim, &table);
+            let input = Input::new(emu, &b.n);
+            blk.wq
+                .forward(input.for_weight(&blk.wq), t, &mut b.q, par)?;
+            blk.wk
+                .forward(input.for_weight(&blk.wk), t, &mut b.k, par)?;
+            blk.wv
+                .forward(input.for_weight(&blk.wv), t, &mut b.v, par)?;
+            for (i, table) in rope_tables.iter().enumerate() {
+                rope(&mut b.q[i * d..][..d], c.head_dim, table);
+                rope(&mut b.k[i * kv..][..kv], c.head_dim, table);
             }
             if emu {
                 b.q.iter_mut()
@@ -262,38 +265,25 @@ impl Model {
                     *a += r;
                 }
             }
-            blk.wo.forward(
-                ggml_activations(emu, &blk.wo, &b.att, &mut xq),
-                t,
-                &mut b.tmp,
-                par,
-            )?;
+            let input = Input::new(emu, &b.att);
+            blk.wo
+                .forward(input.for_weight(&blk.wo), t, &mut b.tmp, par)?;
             b.x.iter_mut().zip(&b.tmp).for_each(|(x, y)| *x += y);
             // Feed-forward.
             for (xr, nr) in b.x.chunks_exact(d).zip(b.n.chunks_exact_mut(d)) {
                 rms_norm(xr, &blk.ffn_norm, c.rms_eps, nr);
             }
-            blk.gate.forward(
-                ggml_activations(emu, &blk.gate, &b.n, &mut xq),
-                t,
-                &mut b.gate,
-                par,
-            )?;
-            blk.up.forward(
-                ggml_activations(emu, &blk.up, &b.n, &mut xq),
-                t,
-                &mut b.up,
-                par,
-            )?;
+            let input = Input::new(emu, &b.n);
+            blk.gate
+                .forward(input.for_weight(&blk.gate), t, &mut b.gate, par)?;
+            blk.up
+                .forward(input.for_weight(&blk.up), t, &mut b.up, par)?;
             for (g, u) in b.gate.iter_mut().zip(&b.up) {
                 *g = *g / (1.0 + (-*g).exp()) * u;
             }
-            blk.down.forward(
-                ggml_activations(emu, &blk.down, &b.gate, &mut xq),
-                t,
-                &mut b.tmp,
-                par,
-            )?;
+            let input = Input::new(emu, &b.gate);
+            blk.down
+                .forward(input.for_weight(&blk.down), t, &mut b.tmp, par)?;
             b.x.iter_mut().zip(&b.tmp).for_each(|(x, y)| *x += y);
             if let Some(p) = probe.as_deref_mut() {
                 p.layer_output_norm[l] +=
@@ -312,12 +302,8 @@ impl Model {
                 rms_norm(xr, &self.output_norm, c.rms_eps, nr);
             }
             let head = self.head();
-            head.forward(
-                ggml_activations(emu, head, ns, &mut xq),
-                rows,
-                &mut logits,
-                par,
-            )?;
+            let input = Input::new(emu, ns);
+            head.forward(input.for_weight(head), rows, &mut logits, par)?;
             if let Some(i) = logits.iter().position(|v| !v.is_finite()) {
                 return Err(Error::NonFinite {
                     what: "logits",

@@ -98,29 +98,36 @@ impl Linear {
         let mut yv = ArrayViewMut2::from_shape((n, self.rows), y).map_err(shape)?;
         let block = (GEMM_BLOCK_BYTES / 4 / self.cols.max(1)).clamp(16, self.rows.max(16));
         let cols = self.cols;
-        let run = |b: usize, mut yc: ArrayViewMut2<'_, f32>| -> Result<()> {
-            let (r0, nr) = (b * block, yc.ncols());
-            if let QuantizedTensor::F32 { data, .. } = &self.w {
-                let wv = ArrayView2::from_shape((nr, cols), &data[r0 * cols..(r0 + nr) * cols])
-                    .map_err(shape)?;
+        // `scratch` is one per worker, reused across its blocks.
+        let run =
+            |scratch: &mut Vec<f32>, b: usize, mut yc: ArrayViewMut2<'_, f32>| -> Result<()> {
+                let (r0, nr) = (b * block, yc.ncols());
+                if let QuantizedTensor::F32 { data, .. } = &self.w {
+                    let wv = ArrayView2::from_shape((nr, cols), &data[r0 * cols..(r0 + nr) * cols])
+                        .map_err(shape)?;
+                    general_mat_mul(1.0, &xv, &wv.t(), 0.0, &mut yc);
+                    return Ok(());
+                }
+                scratch.resize(nr * cols, 0.0);
+                for (j, row) in scratch.chunks_exact_mut(cols).enumerate() {
+                    self.w.dequantize_row(r0 + j, row)?;
+                }
+                let wv = ArrayView2::from_shape((nr, cols), &scratch[..]).map_err(shape)?;
                 general_mat_mul(1.0, &xv, &wv.t(), 0.0, &mut yc);
-                return Ok(());
-            }
-            let mut scratch = vec![0.0f32; nr * cols];
-            for (j, row) in scratch.chunks_exact_mut(cols).enumerate() {
-                self.w.dequantize_row(r0 + j, row)?;
-            }
-            let wv = ArrayView2::from_shape((nr, cols), &scratch[..]).map_err(shape)?;
-            general_mat_mul(1.0, &xv, &wv.t(), 0.0, &mut yc);
-            Ok(())
-        };
+                Ok(())
+            };
         let chunks = yv.axis_chunks_iter_mut(Axis(1), block);
         match par {
-            Par::Seq => chunks.enumerate().try_for_each(|(b, yc)| run(b, yc)),
+            Par::Seq => {
+                let mut scratch = Vec::new();
+                chunks
+                    .enumerate()
+                    .try_for_each(|(b, yc)| run(&mut scratch, b, yc))
+            }
             _ => chunks
                 .into_par_iter()
                 .enumerate()
-                .try_for_each(|(b, yc)| run(b, yc)),
+                .try_for_each_init(Vec::new, |scratch, (b, yc)| run(scratch, b, yc)),
         }
     }
 }
@@ -185,10 +192,7 @@ fn load_tensor(
     }
     let stored = file.read_tensor(name)?;
     let stored_bytes = info.n_bytes() as usize;
-    let held = match policy.format_for(name) {
-        Some(format) if format != stored.format() => requantize(name, &stored, format)?,
-        _ => stored,
-    };
+    let held = apply_policy(policy, name, stored)?;
     reports.push(TensorReport {
         name: name.to_owned(),
         shape: expected.to_vec(),
@@ -198,6 +202,27 @@ fn load_tensor(
         bytes: held.storage_bytes(),
     });
     Ok(held)
+}
+
+/// `stored` as `policy` holds tensor `name`: re-encoded in the first matching rule's format,
+/// or unchanged when no rule matches or the format is already the stored one.
+fn apply_policy(policy: &Policy, name: &str, stored: QuantizedTensor) -> Result<QuantizedTensor> {
+    match policy.format_for(name) {
+        Some(format) if format != stored.format() => requantize(name, &stored, format),
+        _ => Ok(stored),
+    }
+}
+
+/// A rayon pool of `threads` threads.
+fn thread_pool(threads: usize) -> Result<Arc<rayon::ThreadPool>> {
+    if threads == 0 {
+        return Err(Error::invalid("threads", "must be at least 1"));
+    }
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .map(Arc::new)
+        .map_err(|e| Error::invalid("threads", e.to_string()))
 }
 
 /// Decodes `stored` to `f32` and encodes it in `format`.
@@ -243,9 +268,7 @@ impl Model {
     /// [`Error::TensorShape`], [`Error::UnsupportedTensorType`], a policy format that
     /// cannot encode a tensor ([`Error::Policy`]), or `threads == 0`.
     pub fn load(file: &GgufFile, policy: &Policy, threads: usize) -> Result<Self> {
-        if threads == 0 {
-            return Err(Error::invalid("threads", "must be at least 1"));
-        }
+        let pool = thread_pool(threads)?;
         let embd = file
             .tensor("token_embd.weight")
             .ok_or_else(|| Error::MissingTensor {
@@ -289,10 +312,6 @@ impl Model {
             Some(_) => Some(linear("output.weight".into(), vocab, d, &mut reports)?),
             None => None,
         };
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .map_err(|e| Error::invalid("threads", e.to_string()))?;
         Ok(Self {
             config,
             embed,
@@ -300,7 +319,7 @@ impl Model {
             output_norm,
             output,
             tensors: reports,
-            pool: Arc::new(pool),
+            pool,
             threads,
             llama_cpp_arithmetic: false,
         })
@@ -356,14 +375,7 @@ impl Model {
     ///
     /// [`Error::InvalidArgument`] if `threads == 0` or the pool cannot be built.
     pub fn set_threads(&mut self, threads: usize) -> Result<()> {
-        if threads == 0 {
-            return Err(Error::invalid("threads", "must be at least 1"));
-        }
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .map_err(|e| Error::invalid("threads", e.to_string()))?;
-        self.pool = Arc::new(pool);
+        self.pool = thread_pool(threads)?;
         self.threads = threads;
         Ok(())
     }
@@ -435,10 +447,7 @@ pub fn export_gguf(
     let mut bytes = 0;
     for info in file.tensors() {
         let stored = file.read_tensor(&info.name)?;
-        let held = match policy.format_for(&info.name) {
-            Some(format) if format != stored.format() => requantize(&info.name, &stored, format)?,
-            _ => stored,
-        };
+        let held = apply_policy(policy, &info.name, stored)?;
         let held = if held.shape().len() == 1 && held.format() != QuantFormat::F32 {
             QuantizedTensor::quantize(QuantFormat::F32, &held.dequantize(), held.shape())?
         } else {

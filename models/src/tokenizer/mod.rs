@@ -525,10 +525,7 @@ impl Tokenizer {
     /// [`Tokenizer::new`] accepted).
     pub fn encode(&self, text: &str, add_special: bool, parse_special: bool) -> Result<Vec<u32>> {
         let mut out = Vec::with_capacity(text.len() / 3 + 2);
-        if add_special
-            && self.add_bos
-            && let Some(bos) = self.bos
-        {
+        if add_special && let Some(bos) = self.bos_to_add() {
             out.push(bos);
         }
         for fragment in self.partition(text, parse_special) {
@@ -703,6 +700,12 @@ impl Tokenizer {
     /// The EOS token, if the model has one.
     pub fn eos(&self) -> Option<u32> {
         self.eos
+    }
+
+    /// The BOS id that encoding with `add_special` prepends: `Some` only when the model asks
+    /// to add BOS and has one (what perplexity puts first in each chunk).
+    pub fn bos_to_add(&self) -> Option<u32> {
+        self.bos.filter(|_| self.add_bos)
     }
 
     /// Whether encoding with `add_special` prepends BOS.
