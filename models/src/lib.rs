@@ -16,12 +16,14 @@
 
 mod error;
 pub mod fetch;
+pub mod bert;
 pub mod generate;
 pub mod gguf;
 pub mod importance;
 pub mod llama;
 pub mod perplexity;
 pub mod policy;
+pub mod safetensors;
 pub mod sensitivity;
 #[cfg(feature = "testing")]
 pub mod testing;

@@ -9,6 +9,7 @@ mod gguf;
 mod importance;
 mod llama;
 mod policy;
+mod real_encoder;
 mod real_model;
 mod sensitivity;
 mod tokenizer;

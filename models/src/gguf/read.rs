@@ -42,13 +42,13 @@ pub struct GgufFile {
     data_offset: u64,
 }
 
-enum Bytes {
+pub(crate) enum Bytes {
     Mapped(Mmap),
     Owned(Vec<u8>),
 }
 
 impl Bytes {
-    fn as_slice(&self) -> &[u8] {
+    pub(crate) fn as_slice(&self) -> &[u8] {
         match self {
             Bytes::Mapped(m) => m,
             Bytes::Owned(v) => v,
@@ -58,12 +58,12 @@ impl Bytes {
 
 /// Maps `file` read-only.
 #[allow(unsafe_code)]
-fn map(file: &File) -> std::io::Result<Mmap> {
+pub(crate) fn map(file: &File) -> std::io::Result<Mmap> {
     // SAFETY: `Mmap::map` is unsafe because the mapped bytes change (and a shrinking file
     // faults) if the file is modified or truncated while mapped, which Rust's `&[u8]` rules
-    // cannot exclude. We map read-only and require, in `GgufFile::open`'s docs, that the
-    // file is not modified while the `GgufFile` lives; all our accesses are bounds-checked
-    // against the length at mapping time.
+    // cannot exclude. We map read-only and require, in the openers' docs (`GgufFile::open`,
+    // `SafeTensorsFile::open`), that the file is not modified while the mapping lives; all
+    // our accesses are bounds-checked against the length at mapping time.
     unsafe { Mmap::map(file) }
 }
 

@@ -206,7 +206,7 @@ fn load_tensor(
 
 /// `stored` as `policy` holds tensor `name`: re-encoded in the first matching rule's format,
 /// or unchanged when no rule matches or the format is already the stored one.
-fn apply_policy(policy: &Policy, name: &str, stored: QuantizedTensor) -> Result<QuantizedTensor> {
+pub(crate) fn apply_policy(policy: &Policy, name: &str, stored: QuantizedTensor) -> Result<QuantizedTensor> {
     match policy.format_for(name) {
         Some(format) if format != stored.format() => requantize(name, &stored, format),
         _ => Ok(stored),
@@ -214,7 +214,7 @@ fn apply_policy(policy: &Policy, name: &str, stored: QuantizedTensor) -> Result<
 }
 
 /// A rayon pool of `threads` threads.
-fn thread_pool(threads: usize) -> Result<Arc<rayon::ThreadPool>> {
+pub(crate) fn thread_pool(threads: usize) -> Result<Arc<rayon::ThreadPool>> {
     if threads == 0 {
         return Err(Error::invalid("threads", "must be at least 1"));
     }
