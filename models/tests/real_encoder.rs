@@ -53,7 +53,11 @@ fn fp32() -> &'static Encoder {
 }
 
 fn cosine(a: &[f32], b: &[f32]) -> f64 {
-    let dot: f64 = a.iter().zip(b).map(|(x, y)| f64::from(*x) * f64::from(*y)).sum();
+    let dot: f64 = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| f64::from(*x) * f64::from(*y))
+        .sum();
     let na: f64 = a.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
     let nb: f64 = b.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
     dot / (na * nb)
@@ -63,7 +67,13 @@ fn cosine(a: &[f32], b: &[f32]) -> f64 {
 fn config_is_all_minilm_l6_v2() {
     let c = fp32().config();
     assert_eq!(
-        (c.hidden, c.n_layers, c.n_heads, c.intermediate, c.vocab_size),
+        (
+            c.hidden,
+            c.n_layers,
+            c.n_heads,
+            c.intermediate,
+            c.vocab_size
+        ),
         (384, 6, 12, 1536, 30522)
     );
     assert_eq!(c.max_seq_len, fixture().max_seq_length);
@@ -169,4 +179,210 @@ fn padded_forward_equals_packed() {
     assert!(enc.forward(&ids, &mask, len + 1).is_err());
     mask[0] = 2;
     assert!(enc.forward(&ids, &mask, len).is_err());
+}
+
+#[test]
+fn presets_map_to_encoder_layers() {
+    let enc = Encoder::load(&dir(), &Policy::preset("attn16-ffn8-emb4").unwrap(), 1).unwrap();
+    for t in enc.tensors() {
+        let want = if t.name.contains("LayerNorm") || t.name.ends_with(".bias") {
+            "f32"
+        } else if t.name.contains("_embeddings.") {
+            "int4-g32"
+        } else if t.name.contains(".attention.") {
+            "f16"
+        } else {
+            "int8"
+        };
+        assert_eq!(t.format, want, "{}", t.name);
+        assert_eq!(t.stored_type, "f32", "{}", t.name);
+    }
+    // Stored is fp32 for this model: no re-encoding at all.
+    let stored = Encoder::load(&dir(), &Policy::preset("stored").unwrap(), 1).unwrap();
+    assert_eq!(stored.weight_bytes(), fp32().weight_bytes());
+    assert!(enc.weight_bytes() * 3 < fp32().weight_bytes());
+}
+
+#[test]
+fn quantized_policies_stay_close_on_wikitext() {
+    let corpus = models::fetch::find_corpus(models::fetch::WIKITEXT2_TEST).unwrap();
+    let text = models::fetch::read_corpus(&corpus).unwrap();
+    let sentences = models::fidelity::corpus_sentences(&text, 24).unwrap();
+    let base = fp32().embed(&sentences).unwrap();
+    let mut last = 1.0;
+    for (preset, min_mean_cos) in [
+        ("fp16", 0.99999),
+        ("int8", 0.999),
+        ("attn16-ffn8-emb4", 0.99),
+    ] {
+        let enc = Encoder::load(&dir(), &Policy::preset(preset).unwrap(), 2).unwrap();
+        let f = models::fidelity::compare(&base, &enc.embed(&sentences).unwrap()).unwrap();
+        assert!(f.mean_cosine >= min_mean_cos, "{preset}: {f:?}");
+        assert!(f.min_cosine <= f.mean_cosine);
+        assert!(f.mean_cosine < 1.0, "{preset} changed nothing: {f:?}");
+        last = f.mean_cosine;
+    }
+    // 2-bit dense layers must do visible damage: the metric is not blind.
+    let p = Policy::preset("fp32")
+        .unwrap()
+        .with_override(
+            "*encoder.layer.*.dense.weight",
+            "int2".parse::<quant::QuantFormat>().unwrap(),
+        )
+        .unwrap();
+    let enc = Encoder::load(&dir(), &p, 2).unwrap();
+    let f = models::fidelity::compare(&base, &enc.embed(&sentences).unwrap()).unwrap();
+    assert!(f.mean_cosine < last, "{f:?}");
+}
+
+#[test]
+fn sensitivity_ranks_groups_and_allocation_meets_budget() {
+    use models::bert::sensitivity::{SensitivityOptions, allocate, analyze};
+    let corpus = models::fetch::find_corpus(models::fetch::WIKITEXT2_TEST).unwrap();
+    let text = models::fetch::read_corpus(&corpus).unwrap();
+    let calib = models::fidelity::calibration_sentences(&text, 6, 24).unwrap();
+    let opts = SensitivityOptions {
+        format: "int4-g32".parse().unwrap(),
+        base: Policy::preset("fp32").unwrap(),
+        threads: 2,
+    };
+    let mut calls = 0;
+    let rep = analyze(&dir(), &calib, &opts, &mut |_, _| calls += 1).unwrap();
+    assert_eq!((rep.groups.len(), calls), (13, 13));
+    assert!(
+        rep.groups
+            .windows(2)
+            .all(|w| w[0].cosine_distance >= w[1].cosine_distance)
+    );
+    assert!(
+        rep.groups
+            .iter()
+            .all(|g| g.cosine_distance > 0.0 && g.bytes_saved > 0)
+    );
+    let budget = rep.base_weight_bytes / 2;
+    let alloc = allocate(&rep, budget).unwrap();
+    assert!(alloc.weight_bytes <= budget);
+    let enc = Encoder::load(&dir(), &alloc.policy, 1).unwrap();
+    assert_eq!(enc.weight_bytes(), alloc.weight_bytes);
+    assert!(allocate(&rep, 1000).is_err());
+}
+
+/// A scratch model folder holding the real tokenizer and the given files.
+fn scratch(test: &str, files: &[(&str, &[u8])]) -> PathBuf {
+    let d = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("models-bert-{test}"));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    std::fs::copy(dir().join("tokenizer.json"), d.join("tokenizer.json")).unwrap();
+    for (name, bytes) in files {
+        std::fs::write(d.join(name), bytes).unwrap();
+    }
+    d
+}
+
+fn real_config() -> String {
+    std::fs::read_to_string(dir().join("config.json")).unwrap()
+}
+
+fn load_err(d: &std::path::Path) -> models::Error {
+    Encoder::load(d, &Policy::preset("fp32").unwrap(), 1).expect_err("must fail")
+}
+
+#[test]
+fn bad_configs_are_typed_errors() {
+    use models::Error;
+    let cfg = real_config();
+    let cases: Vec<(&str, String)> = vec![
+        ("json", "{ not json".into()),
+        (
+            "heads",
+            cfg.replace("\"num_attention_heads\": 12", "\"num_attention_heads\": 7"),
+        ),
+        (
+            "act",
+            cfg.replace("\"hidden_act\": \"gelu\"", "\"hidden_act\": \"swish\""),
+        ),
+        (
+            "zero",
+            cfg.replace("\"hidden_size\": 384", "\"hidden_size\": 0"),
+        ),
+        (
+            "huge",
+            cfg.replace("\"vocab_size\": 30522", "\"vocab_size\": 1000000000000"),
+        ),
+        ("eps", cfg.replace("1e-12", "-1.0")),
+        (
+            "type",
+            cfg.replace("\"model_type\": \"bert\"", "\"model_type\": \"llama\""),
+        ),
+    ];
+    for (name, text) in &cases {
+        assert_ne!(text, &cfg, "{name}: the replacement did not apply");
+        let d = scratch(&format!("cfg-{name}"), &[("config.json", text.as_bytes())]);
+        assert!(matches!(load_err(&d), Error::Config { .. }), "{name}");
+    }
+    // A sequence length past the position table.
+    let d = scratch(
+        "cfg-seq",
+        &[
+            ("config.json", cfg.as_bytes()),
+            (
+                "sentence_bert_config.json",
+                br#"{"max_seq_length": 100000}"#,
+            ),
+        ],
+    );
+    assert!(matches!(load_err(&d), Error::Config { .. }));
+    // Missing config.
+    let d = scratch("cfg-missing", &[]);
+    assert!(matches!(load_err(&d), Error::Io { .. }));
+}
+
+#[test]
+fn bad_weight_files_are_typed_errors() {
+    use models::Error;
+    let cfg = real_config();
+    // Not a safetensors file.
+    let d = scratch(
+        "w-garbage",
+        &[
+            ("config.json", cfg.as_bytes()),
+            ("model.safetensors", b"garbage!garbage"),
+        ],
+    );
+    assert!(matches!(load_err(&d), Error::SafeTensors { .. }));
+    // Valid but without the tensors.
+    let header = br#"{"x":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}"#;
+    let mut st = (header.len() as u64).to_le_bytes().to_vec();
+    st.extend_from_slice(header);
+    st.extend_from_slice(&[0; 4]);
+    let d = scratch(
+        "w-missing",
+        &[("config.json", cfg.as_bytes()), ("model.safetensors", &st)],
+    );
+    assert!(matches!(load_err(&d), Error::MissingTensor { .. }));
+    // The word embeddings with the wrong shape.
+    let header = br#"{"embeddings.word_embeddings.weight":{"dtype":"F32","shape":[2,2],"data_offsets":[0,16]}}"#;
+    let mut st = (header.len() as u64).to_le_bytes().to_vec();
+    st.extend_from_slice(header);
+    st.extend_from_slice(&[0; 16]);
+    let d = scratch(
+        "w-shape",
+        &[("config.json", cfg.as_bytes()), ("model.safetensors", &st)],
+    );
+    assert!(matches!(load_err(&d), Error::TensorShape { .. }));
+    // Out-of-vocabulary ids and over-long sequences at the API.
+    assert!(matches!(
+        fp32().embed_ids(&[vec![101, 40_000, 102]]),
+        Err(Error::TokenOutOfRange { .. })
+    ));
+    assert!(matches!(
+        fp32().embed_ids(&[vec![100; 513]]),
+        Err(Error::InvalidArgument { .. })
+    ));
+    // Zero tokens: the zero vector, as sentence-transformers' clamped mean gives.
+    assert!(
+        fp32().embed_ids(&[vec![]]).unwrap()[0]
+            .iter()
+            .all(|&v| v == 0.0)
+    );
 }

@@ -290,7 +290,7 @@ fn unlimited_budget_returns_the_baseline() {
         assert_eq!(a.policy.rules, report.base.rules);
         assert!(a.quantized.is_empty());
         assert_eq!(a.weight_bytes, report.base_weight_bytes);
-        assert_eq!(a.predicted_delta_kl.to_bits(), 0f64.to_bits());
+        assert_eq!(a.predicted_damage.to_bits(), 0f64.to_bits());
         let model = Model::load(file, &a.policy, 1).unwrap();
         assert_eq!(model.weight_bytes(), report.base_weight_bytes);
     }

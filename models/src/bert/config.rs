@@ -128,7 +128,9 @@ impl EncoderConfig {
         }
         let eps = raw.layer_norm_eps;
         if !(eps.is_finite() && eps > 0.0) {
-            return Err(bad(format!("layer_norm_eps = {eps} (must be finite and > 0)")));
+            return Err(bad(format!(
+                "layer_norm_eps = {eps} (must be finite and > 0)"
+            )));
         }
 
         let pooling = match read_json::<RawPooling>(&dir.join("1_Pooling").join("config.json"))? {

@@ -47,6 +47,7 @@
 mod config;
 mod forward;
 pub mod reference;
+pub mod sensitivity;
 mod tokenizer;
 
 use std::path::Path;
@@ -128,9 +129,10 @@ struct Loader<'a> {
 impl Loader<'_> {
     fn tensor(&mut self, name: &str, expected: &[usize]) -> Result<QuantizedTensor> {
         let full = format!("{}{name}", self.prefix);
-        let shape = self.file.shape(&full).ok_or_else(|| Error::MissingTensor {
-            name: full.clone(),
-        })?;
+        let shape = self
+            .file
+            .shape(&full)
+            .ok_or_else(|| Error::MissingTensor { name: full.clone() })?;
         if shape != expected {
             return Err(Error::TensorShape {
                 name: full,
@@ -223,7 +225,9 @@ impl Encoder {
         }
         let file = SafeTensorsFile::open(dir.join("model.safetensors"))?;
         let prefix = if file.shape("embeddings.word_embeddings.weight").is_none()
-            && file.shape("bert.embeddings.word_embeddings.weight").is_some()
+            && file
+                .shape("bert.embeddings.word_embeddings.weight")
+                .is_some()
         {
             "bert."
         } else {

@@ -75,9 +75,7 @@ pub fn hidden_states(enc: &Encoder, ids: &[u32]) -> Result<Vec<Vec<f64>>> {
             let cols = hd * dh..(hd + 1) * dh;
             for i in 0..x.len() {
                 let scores: Vec<f64> = (0..x.len())
-                    .map(|j| {
-                        cols.clone().map(|d| q[i][d] * k[j][d]).sum::<f64>() * scale
-                    })
+                    .map(|j| cols.clone().map(|d| q[i][d] * k[j][d]).sum::<f64>() * scale)
                     .collect();
                 let max = scores.iter().copied().fold(f64::NEG_INFINITY, f64::max);
                 let e: Vec<f64> = scores.iter().map(|s| (s - max).exp()).collect();

@@ -206,7 +206,11 @@ fn load_tensor(
 
 /// `stored` as `policy` holds tensor `name`: re-encoded in the first matching rule's format,
 /// or unchanged when no rule matches or the format is already the stored one.
-pub(crate) fn apply_policy(policy: &Policy, name: &str, stored: QuantizedTensor) -> Result<QuantizedTensor> {
+pub(crate) fn apply_policy(
+    policy: &Policy,
+    name: &str,
+    stored: QuantizedTensor,
+) -> Result<QuantizedTensor> {
     match policy.format_for(name) {
         Some(format) if format != stored.format() => requantize(name, &stored, format),
         _ => Ok(stored),

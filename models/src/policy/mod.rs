@@ -10,12 +10,21 @@
 //!
 //! # Presets
 //!
-//! [`Policy::preset`] knows these ([`Policy::presets`] lists them in this order), written
-//! for a LLaMA GGUF whose tensors are `token_embd.weight`, `output.weight` (absent when the
-//! head is tied), `output_norm.weight` and `blk.N.{attn_norm, attn_q, attn_k, attn_v,
-//! attn_output, ffn_norm, ffn_gate, ffn_up, ffn_down}.weight`:
+//! [`Policy::preset`] knows these ([`Policy::presets`] lists them in this order). Each
+//! names the tensors of both model families the crate runs:
 //!
-//! | preset | embeddings / head | attention q, k, v, output | MLP gate, up, down | norms |
+//! - a LLaMA GGUF ([`crate::llama`]): `token_embd.weight`, `output.weight` (absent when the
+//!   head is tied), `output_norm.weight` and `blk.N.{attn_norm, attn_q, attn_k, attn_v,
+//!   attn_output, ffn_norm, ffn_gate, ffn_up, ffn_down}.weight`;
+//! - a BERT safetensors file ([`crate::bert`]), Hugging Face names: embeddings are
+//!   `embeddings.{word, position, token_type}_embeddings.weight`; attention is
+//!   `encoder.layer.N.attention.self.{query, key, value}.weight` and
+//!   `encoder.layer.N.attention.output.dense.weight`; the MLP is
+//!   `encoder.layer.N.{intermediate, output}.dense.weight`; the "norms" column covers every
+//!   `LayerNorm` weight and bias **and every bias** of the dense layers (vectors, 0.3 % of
+//!   the encoder's bytes).
+//!
+//! | preset | embeddings / head | attention q, k, v, output | MLP gate, up, down | norms (and biases) |
 //! |---|---|---|---|---|
 //! | `stored` | as stored | as stored | as stored | as stored |
 //! | `fp32` | f32 | f32 | f32 | f32 |

@@ -14,26 +14,39 @@ pub(super) const NAMES: [&str; 8] = [
     "attn16-ffn8-emb4",
 ];
 
-/// The attention projections of a LLaMA block.
-const ATTN: [&str; 4] = [
+/// The attention projections of a LLaMA block (GGUF names) and of a BERT layer (Hugging
+/// Face names, with or without a `bert.` prefix).
+const ATTN: [&str; 8] = [
     "blk.*.attn_q.weight",
     "blk.*.attn_k.weight",
     "blk.*.attn_v.weight",
     "blk.*.attn_output.weight",
+    "*encoder.layer.*.attention.self.query.weight",
+    "*encoder.layer.*.attention.self.key.weight",
+    "*encoder.layer.*.attention.self.value.weight",
+    "*encoder.layer.*.attention.output.dense.weight",
 ];
 
-/// The feed-forward (SwiGLU) projections of a LLaMA block.
-const FFN: [&str; 3] = [
+/// The feed-forward projections: LLaMA's SwiGLU and BERT's two dense layers.
+const FFN: [&str; 5] = [
     "blk.*.ffn_gate.weight",
     "blk.*.ffn_up.weight",
     "blk.*.ffn_down.weight",
+    "*encoder.layer.*.intermediate.dense.weight",
+    "*encoder.layer.*.output.dense.weight",
 ];
 
-/// The token embedding and the (untied) output head.
-const EMBED: [&str; 2] = ["token_embd.weight", "output.weight"];
+/// The embeddings and the (untied) output head: LLaMA's token embedding and head, BERT's
+/// word, position and token-type tables.
+const EMBED: [&str; 3] = [
+    "token_embd.weight",
+    "output.weight",
+    "*embeddings.*_embeddings.weight",
+];
 
-/// Every norm weight (`blk.N.attn_norm`, `blk.N.ffn_norm`, `output_norm`).
-const NORMS: &str = "*norm*";
+/// Vectors: every norm weight (LLaMA's `blk.N.attn_norm`, `blk.N.ffn_norm`, `output_norm`;
+/// BERT's `LayerNorm.weight`/`.bias`) and every bias.
+const NORMS: [&str; 3] = ["*norm*", "*LayerNorm*", "*.bias"];
 
 /// The preset called `name`, or `None`.
 pub(super) fn build(name: &str) -> Option<Policy> {
@@ -50,19 +63,19 @@ pub(super) fn build(name: &str) -> Option<Policy> {
         "bf16" => group(&["*"], "bf16"),
         "int8" => group(&["*"], "int8"),
         "conservative" => {
-            group(&[NORMS], "f16");
+            group(&NORMS, "f16");
             group(&EMBED, "int8");
             group(&ATTN, "f16");
             group(&FFN, "f16");
         }
         "aggressive" => {
-            group(&[NORMS], "f16");
+            group(&NORMS, "f16");
             group(&EMBED, "int8");
             group(&ATTN, "int8");
             group(&FFN, "int8");
         }
         "attn16-ffn8-emb4" => {
-            group(&[NORMS], "f32");
+            group(&NORMS, "f32");
             group(&EMBED, "int4-g32");
             group(&ATTN, "f16");
             group(&FFN, "int8");
@@ -85,6 +98,34 @@ pub(super) fn build(name: &str) -> Option<Policy> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn presets_cover_both_families() {
+        let p = build("attn16-ffn8-emb4").unwrap();
+        let f = |n: &str| p.format_for(n).map(|f| f.to_string());
+        for (name, want) in [
+            ("blk.0.attn_q.weight", "f16"),
+            ("blk.0.ffn_down.weight", "int8"),
+            ("token_embd.weight", "int4-g32"),
+            ("output_norm.weight", "f32"),
+            ("encoder.layer.5.attention.self.key.weight", "f16"),
+            ("encoder.layer.5.attention.output.dense.weight", "f16"),
+            ("encoder.layer.0.intermediate.dense.weight", "int8"),
+            ("encoder.layer.0.output.dense.weight", "int8"),
+            ("bert.encoder.layer.0.output.dense.weight", "int8"),
+            ("embeddings.word_embeddings.weight", "int4-g32"),
+            ("embeddings.position_embeddings.weight", "int4-g32"),
+            ("embeddings.token_type_embeddings.weight", "int4-g32"),
+            ("embeddings.LayerNorm.weight", "f32"),
+            ("encoder.layer.0.attention.output.LayerNorm.bias", "f32"),
+            ("encoder.layer.0.output.dense.bias", "f32"),
+            ("encoder.layer.0.attention.self.query.bias", "f32"),
+        ] {
+            assert_eq!(f(name).as_deref(), Some(want), "{name}");
+        }
+        // The pooler sentence-transformers does not use is matched by no family rule.
+        assert_eq!(f("pooler.dense.weight"), None);
+    }
 
     #[test]
     fn every_preset_builds() {
