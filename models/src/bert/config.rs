@@ -120,7 +120,7 @@ impl EncoderConfig {
                 return Err(bad(format!("{what} = {v} (must be 1..={MAX_DIM})")));
             }
         }
-        if raw.hidden_size % raw.num_attention_heads != 0 {
+        if !raw.hidden_size.is_multiple_of(raw.num_attention_heads) {
             return Err(bad(format!(
                 "hidden_size {} is not a multiple of num_attention_heads {}",
                 raw.hidden_size, raw.num_attention_heads

@@ -186,7 +186,7 @@ impl Encoder {
     /// [`Error::InvalidArgument`] when the lengths disagree, `seq_len` is 0 or exceeds the
     /// position table, or a mask value is not 0 or 1; [`Error::TokenOutOfRange`].
     pub fn forward(&self, ids: &[u32], attention_mask: &[u8], seq_len: usize) -> Result<Vec<f32>> {
-        if seq_len == 0 || ids.len() % seq_len != 0 || attention_mask.len() != ids.len() {
+        if seq_len == 0 || !ids.len().is_multiple_of(seq_len) || attention_mask.len() != ids.len() {
             return Err(Error::invalid(
                 "padded batch",
                 format!(
