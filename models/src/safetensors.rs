@@ -264,9 +264,9 @@ mod tests {
         assert_eq!(f.names(), ["a", "b", "c"]);
         assert_eq!(f.user_metadata().unwrap()["format"], "pt");
         let a = f.read_tensor("a").unwrap().dequantize();
-        assert_eq!(a[0], 1.5);
+        assert_eq!(a[0].to_bits(), 1.5f32.to_bits());
         assert!(a[1] == 0.0 && a[1].is_sign_negative());
-        assert_eq!(a[2], f32::MIN_POSITIVE);
+        assert_eq!(a[2].to_bits(), f32::MIN_POSITIVE.to_bits());
         let b = f.read_tensor("b").unwrap();
         assert_eq!(b.format(), quant::QuantFormat::F16);
         assert_eq!(b.shape(), [1, 1]);
