@@ -7,6 +7,8 @@
 //!   ablation tables (markdown + CSV) and their index into `docs/results/`.
 //! - `adaprec perplexity | generate | tokenize | inspect | sensitivity | importance` run the
 //!   real model (SmolLM2-135M-Instruct, fetched and verified on first use, or `--model`).
+//! - `adaprec embed TEXT… | fidelity` run the fp32 encoder (all-MiniLM-L6-v2, safetensors,
+//!   fetched on first use, or `--model DIR`) under a precision policy.
 //!
 //! ```sh
 //! cargo run --release -p bench-harness --bin adaprec -- formats --value 3.14159
@@ -21,6 +23,7 @@
 //! None.
 
 mod catalog;
+mod encoder;
 mod llm;
 mod report;
 mod scenarios;
@@ -63,6 +66,10 @@ enum Command {
     Importance(llm::ImportanceArgs),
     /// Write a GGUF with a precision policy applied (GGML types only), loadable by llama.cpp.
     Export(llm::ExportArgs),
+    /// Sentence embeddings of texts with the fp32 encoder (all-MiniLM-L6-v2) under a policy.
+    Embed(encoder::EmbedArgs),
+    /// Embedding fidelity of a precision policy on the encoder: cosine and retrieval vs fp32.
+    Fidelity(encoder::FidelityArgs),
 }
 
 #[derive(Debug, Args)]
@@ -204,9 +211,18 @@ fn main() -> ExitCode {
         Command::Sensitivity(args) => llm::run_sensitivity(args),
         Command::Importance(args) => llm::run_importance(args),
         Command::Export(args) => llm::run_export(args),
+        Command::Embed(args) => encoder::run_embed(args),
+        Command::Fidelity(args) => encoder::run_fidelity(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        // A closed pipe (`adaprec embed … | head`) is the reader's choice, not an error.
+        Err(e)
+            if e.downcast_ref::<std::io::Error>()
+                .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe) =>
+        {
+            ExitCode::SUCCESS
+        }
         Err(e) => {
             // One line with the whole context chain, like clap's errors (no backtrace).
             eprintln!("error: {e:#}");

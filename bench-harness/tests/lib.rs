@@ -316,3 +316,91 @@ fn model_command_errors_are_clean() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The encoder commands on the real all-MiniLM-L6-v2 (fetched into the cache on first use).
+#[test]
+fn embed_json_is_one_array_per_text_in_order() {
+    let out = adaprec(&[
+        "embed",
+        "--json",
+        "-t",
+        "1",
+        "",
+        "hello",
+        "A cat sat on the mat.",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let last = stdout.lines().last().expect("a JSON line");
+    let v: Vec<Vec<f32>> = serde_json::from_str(last).expect("an array of arrays");
+    assert_eq!(v.len(), 3);
+    assert!(v.iter().all(|e| e.len() == 384));
+    for e in &v {
+        let norm: f32 = e.iter().map(|x| x * x).sum::<f32>().sqrt();
+        assert!((norm - 1.0).abs() < 1e-5, "{norm}");
+    }
+    // sentence-transformers' embedding of "" starts -0.11883832, 0.048298705
+    // (models/tests/data/minilm_reference.json).
+    assert!((v[0][0] + 0.118_838_32).abs() < 1e-5 && (v[0][1] - 0.048_298_705).abs() < 1e-5);
+    // The order is the arguments' order: "hello" is not "".
+    assert!(v[1][0] != v[0][0]);
+
+    // Text output: a header and a line of 384 values per text.
+    let out = adaprec(&["embed", "-t", "1", "hello"]);
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(
+        lines[0].starts_with("# 0: \"hello\" (3 tokens"),
+        "{}",
+        lines[0]
+    );
+    assert_eq!(lines[1].split(' ').count(), 384);
+}
+
+#[test]
+fn fidelity_reports_cosine_retrieval_bytes_and_speed() {
+    let out = adaprec(&[
+        "fidelity", "--model", "minilm", "--policy", "int8", "-n", "12", "-t", "1", "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let v: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(v["sentences"], 12);
+    let cos = v["mean_cosine"].as_f64().unwrap();
+    assert!(cos > 0.99 && cos < 1.0, "{v}");
+    assert!(v["min_cosine"].as_f64().unwrap() <= cos);
+    for k in ["top1_agreement", "top5_agreement"] {
+        let a = v[k].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&a), "{k}: {a}");
+    }
+    let ratio = v["compression_vs_f32"].as_f64().unwrap();
+    assert!(ratio > 3.5 && ratio < 4.0, "{v}");
+    assert!(v["sentences_per_second"].as_f64().unwrap() > 0.0);
+}
+
+#[test]
+fn encoder_commands_refuse_bad_input_with_a_message() {
+    for args in [
+        &["embed", "--model", "/no/such/folder", "x"][..],
+        &["embed", "--policy", "int9", "x"],
+        &["embed"],
+        &["fidelity", "-n", "0"],
+        &["fidelity", "-n", "100000000"],
+        &["fidelity", "--threads", "0"],
+    ] {
+        let out = adaprec(args);
+        assert!(!out.status.success(), "{args:?} succeeded");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        assert!(err.contains("error"), "{args:?}: {err}");
+    }
+}

@@ -6,6 +6,7 @@
 //! `reproduce` twice gives byte-identical files.
 
 pub(crate) mod calibration;
+pub(crate) mod encoder;
 pub(crate) mod formats;
 pub(crate) mod llm;
 pub(crate) mod quantizers;
@@ -108,6 +109,10 @@ pub(crate) const ALL: &[Scenario] = &[
     llm::SENSITIVITY,
     llm::BUDGET,
     llm::KV_IMPORTANCE,
+    encoder::WEIGHTS,
+    encoder::POLICIES,
+    encoder::SENSITIVITY,
+    encoder::BUDGET,
 ];
 
 /// The scenario names, for `--only`.

@@ -1,3 +1,4 @@
 //! The bench groups.
 
+pub(crate) mod encoder;
 pub(crate) mod model;
