@@ -32,7 +32,6 @@
 //! # }
 //! ```
 
-use std::fs::File;
 use std::path::Path;
 
 use half::{bf16, f16};
@@ -40,7 +39,7 @@ use quant::QuantizedTensor;
 use safetensors::tensor::{Metadata, TensorInfo};
 use safetensors::{Dtype, SafeTensors};
 
-use crate::gguf::{Bytes, map};
+use crate::gguf::Bytes;
 use crate::{Error, Result};
 
 /// Most dimensions a tensor may have.
@@ -87,19 +86,7 @@ impl SafeTensorsFile {
     /// [`Error::Io`] if the file cannot be opened or mapped; [`Error::SafeTensors`] if it
     /// is malformed (see the [module docs](self)).
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
-        let path = path.as_ref();
-        let io = |source| Error::Io {
-            path: path.to_path_buf(),
-            source,
-        };
-        let file = File::open(path).map_err(io)?;
-        let len = file.metadata().map_err(io)?.len();
-        let bytes = if len == 0 {
-            Bytes::Owned(Vec::new())
-        } else {
-            Bytes::Mapped(map(&file).map_err(io)?)
-        };
-        Self::parse(bytes)
+        Self::parse(Bytes::open(path.as_ref())?)
     }
 
     /// Parses a safetensors file held in memory.

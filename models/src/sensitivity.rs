@@ -432,14 +432,25 @@ impl SensitivityReport {
     /// The groups that save bytes, in the order [`allocate`] quantizes them: increasing ΔKL
     /// per byte saved, then larger savings first, then [`groups_for`]'s order.
     pub fn allocation_order(&self) -> Vec<&GroupSensitivity> {
-        let mut order: Vec<&GroupSensitivity> =
-            self.groups.iter().filter(|g| g.bytes_saved > 0).collect();
-        order.sort_by(|a, b| {
-            let (ka, kb) = (a.kl_per_byte.unwrap_or(0.0), b.kl_per_byte.unwrap_or(0.0));
-            ka.total_cmp(&kb).then(b.bytes_saved.cmp(&a.bytes_saved))
-        });
-        order
+        order_by_damage_per_byte(&self.groups, |g| (g.kl_per_byte, g.bytes_saved))
     }
+}
+
+/// The items that save bytes (`key(item) = (damage per byte, bytes saved)`), by increasing
+/// damage per byte, then larger savings first, then input order: the quantization order of
+/// both allocations.
+pub(crate) fn order_by_damage_per_byte<T>(
+    items: &[T],
+    key: impl Fn(&T) -> (Option<f64>, i64),
+) -> Vec<&T> {
+    let mut order: Vec<&T> = items.iter().filter(|g| key(g).1 > 0).collect();
+    order.sort_by(|a, b| {
+        let ((ka, sa), (kb, sb)) = (key(a), key(b));
+        ka.unwrap_or(0.0)
+            .total_cmp(&kb.unwrap_or(0.0))
+            .then(sb.cmp(&sa))
+    });
+    order
 }
 
 /// A policy chosen by [`allocate`].

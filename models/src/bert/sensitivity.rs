@@ -22,7 +22,9 @@ use serde::Serialize;
 use super::{Encoder, EncoderConfig};
 use crate::fidelity;
 use crate::policy::Policy;
-use crate::sensitivity::{Allocation, Candidate, TensorGroup, allocate_in_order};
+use crate::sensitivity::{
+    Allocation, Candidate, TensorGroup, allocate_in_order, order_by_damage_per_byte,
+};
 use crate::{Error, Result};
 
 /// The encoder's weight matrices as groups: `embeddings` (word, position and token-type
@@ -106,16 +108,7 @@ impl SensitivityReport {
     /// The groups that save bytes in the order [`allocate`] quantizes them: increasing
     /// damage per byte saved, then larger savings first, then [`groups`]' order.
     pub fn allocation_order(&self) -> Vec<&GroupSensitivity> {
-        let mut order: Vec<&GroupSensitivity> =
-            self.groups.iter().filter(|g| g.bytes_saved > 0).collect();
-        order.sort_by(|a, b| {
-            let (ka, kb) = (
-                a.damage_per_byte.unwrap_or(0.0),
-                b.damage_per_byte.unwrap_or(0.0),
-            );
-            ka.total_cmp(&kb).then(b.bytes_saved.cmp(&a.bytes_saved))
-        });
-        order
+        order_by_damage_per_byte(&self.groups, |g| (g.damage_per_byte, g.bytes_saved))
     }
 }
 

@@ -75,8 +75,8 @@ mod write;
 
 pub use ggml_type::GgmlType;
 pub use metadata::Metadata;
+pub(crate) use read::Bytes;
 pub use read::GgufFile;
-pub(crate) use read::{Bytes, map};
 pub use tensor_info::{MAX_DIMS, TensorInfo};
 pub use value::Value;
 pub use write::{GgufWriter, MAX_TENSOR_NAME_LEN};

@@ -48,6 +48,22 @@ pub(crate) enum Bytes {
 }
 
 impl Bytes {
+    /// The file at `path`, memory-mapped (an empty file, which some platforms refuse to
+    /// map, as an empty buffer: the parser then reports it).
+    pub(crate) fn open(path: &Path) -> Result<Bytes> {
+        let io = |source| Error::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        let file = File::open(path).map_err(io)?;
+        let len = file.metadata().map_err(io)?.len();
+        Ok(if len == 0 {
+            Bytes::Owned(Vec::new())
+        } else {
+            Bytes::Mapped(map(&file).map_err(io)?)
+        })
+    }
+
     pub(crate) fn as_slice(&self) -> &[u8] {
         match self {
             Bytes::Mapped(m) => m,
@@ -58,7 +74,7 @@ impl Bytes {
 
 /// Maps `file` read-only.
 #[allow(unsafe_code)]
-pub(crate) fn map(file: &File) -> std::io::Result<Mmap> {
+fn map(file: &File) -> std::io::Result<Mmap> {
     // SAFETY: `Mmap::map` is unsafe because the mapped bytes change (and a shrinking file
     // faults) if the file is modified or truncated while mapped, which Rust's `&[u8]` rules
     // cannot exclude. We map read-only and require, in the openers' docs (`GgufFile::open`,
@@ -80,20 +96,7 @@ impl GgufFile {
     /// [`Error::Io`] if the file cannot be opened or mapped; [`Error::Gguf`] (with the
     /// offending byte offset) if it is not a well-formed GGUF v2/v3 file.
     pub fn open(path: impl AsRef<Path>) -> Result<GgufFile> {
-        let path = path.as_ref();
-        let io = |source| Error::Io {
-            path: path.to_path_buf(),
-            source,
-        };
-        let file = File::open(path).map_err(io)?;
-        let len = file.metadata().map_err(io)?.len();
-        let bytes = if len == 0 {
-            // Mapping an empty file fails on some platforms; parsing reports it.
-            Bytes::Owned(Vec::new())
-        } else {
-            Bytes::Mapped(map(&file).map_err(io)?)
-        };
-        GgufFile::parse(bytes)
+        GgufFile::parse(Bytes::open(path.as_ref())?)
     }
 
     /// Parses a GGUF file held in memory.

@@ -21,8 +21,8 @@
 //!   `encoder.layer.N.attention.self.{query, key, value}.weight` and
 //!   `encoder.layer.N.attention.output.dense.weight`; the MLP is
 //!   `encoder.layer.N.{intermediate, output}.dense.weight`; the "norms" column covers every
-//!   `LayerNorm` weight and bias **and every bias** of the dense layers (vectors, 0.3 % of
-//!   the encoder's bytes).
+//!   `LayerNorm` weight and bias **and every bias** of the encoder's dense layers (vectors,
+//!   0.3 % of the encoder's bytes); biases of other GGUF families match no preset rule.
 //!
 //! | preset | embeddings / head | attention q, k, v, output | MLP gate, up, down | norms (and biases) |
 //! |---|---|---|---|---|

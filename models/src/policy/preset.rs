@@ -45,8 +45,9 @@ const EMBED: [&str; 3] = [
 ];
 
 /// Vectors: every norm weight (LLaMA's `blk.N.attn_norm`, `blk.N.ffn_norm`, `output_norm`;
-/// BERT's `LayerNorm.weight`/`.bias`) and every bias.
-const NORMS: [&str; 3] = ["*norm*", "*LayerNorm*", "*.bias"];
+/// BERT's `LayerNorm.weight`/`.bias`) and the BERT layers' biases. (Biases of other
+/// families, e.g. `blk.N.attn_q.bias`, match no preset rule and keep their stored type.)
+const NORMS: [&str; 3] = ["*norm*", "*LayerNorm*", "*encoder.layer.*.bias"];
 
 /// The preset called `name`, or `None`.
 pub(super) fn build(name: &str) -> Option<Policy> {
