@@ -1,10 +1,26 @@
-//! `attention`: attention variants for efficient inference.
+//! `attention`: attention variants for efficient inference, each with a slow `f64`
+//! reference and a fast CPU path tested against it.
 //!
 //! Sits above [`quant`] in the workspace DAG
 //! (`numerics` ← `quant` ← `attention` ← `parallel` ← `models` ← `bench-harness`).
-//! It will own dense and flash attention, adaptive-rank attention, dilated (LongNet)
-//! attention and Infini-attention memory, each with a CPU reference, a fast CPU path and a
-//! WGSL compute shader. Nothing is implemented yet: this crate exists so the layout of the
-//! workspace is visible; its contents arrive with its own issue.
+//!
+//! Every variant takes `Q` `[heads, n_q, d]`, `K`/`V` `[kv_heads, n_k, d]` (row-major `f32`,
+//! grouped-query attention when `kv_heads < heads`), a [`Mask`] (causal with a query offset
+//! for decoding, optional key-padding mask) and returns an [`Output`]: the attention output
+//! and each row's log-sum-exp.
+//!
+//! - [`reference`]: dense `softmax(s·QKᵀ + M)V` in `f64`, row by row — the oracle;
+//! - [`dense`]: the production dense path (flash attention, see its module);
 
+pub mod adaptive_precision;
+pub mod adaptive_rank;
+pub mod dilated;
+mod error;
+pub mod flash;
+pub mod infini;
+pub mod reference;
+mod shape;
+
+pub use error::{Error, Result};
 pub use quant;
+pub use shape::{Mask, Output, Shape, default_scale};

@@ -1,0 +1,5 @@
+//! Criterion benches of `attention`.
+
+mod benchmarks;
+
+criterion::criterion_main!(benchmarks::benches);

@@ -1,0 +1,16 @@
+//! The bench groups, one module per variant.
+
+pub(crate) mod adaptive_precision;
+pub(crate) mod adaptive_rank;
+pub(crate) mod dilated;
+pub(crate) mod flash;
+pub(crate) mod infini;
+
+criterion::criterion_group!(
+    benches,
+    flash::bench,
+    dilated::bench,
+    infini::bench,
+    adaptive_rank::bench,
+    adaptive_precision::bench
+);

@@ -1,0 +1,1 @@
+//! Tests of `attention::adaptive_precision` (being written).

@@ -1,0 +1,1 @@
+//! Tests of `attention::dilated` (being written).

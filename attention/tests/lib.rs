@@ -1,0 +1,9 @@
+//! Integration tests of `attention`, one binary: each variant against the `f64` reference
+//! (or its own oracle) on random shapes, block-straddling sizes, masks and GQA.
+
+mod adaptive_precision;
+mod adaptive_rank;
+mod dilated;
+mod flash;
+mod infini;
+mod reference;
