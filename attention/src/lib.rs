@@ -9,8 +9,14 @@
 //! for decoding, optional key-padding mask) and returns an [`Output`]: the attention output
 //! and each row's log-sum-exp.
 //!
-//! - [`reference`]: dense `softmax(s·QKᵀ + M)V` in `f64`, row by row — the oracle;
-//! - [`dense`]: the production dense path (flash attention, see its module);
+//! - [`reference`](mod@reference): dense `softmax(s·QKᵀ + M)V` in `f64`, row by row — the
+//!   oracle every variant is tested against;
+//! - [`flash`]: the production dense path (tiled, online softmax);
+//! - [`dilated`]: LongNet dilated attention;
+//! - [`infini`]: Infini-attention's compressive memory, stateless and streaming;
+//! - [`adaptive_rank`]: per-head low-rank (Nyström, randomized SVD) or dense, decided from
+//!   attention entropy;
+//! - [`adaptive_precision`]: per-head operand precision (f32 … FP8) and token importance.
 
 pub mod adaptive_precision;
 pub mod adaptive_rank;

@@ -28,8 +28,8 @@
 //! at load time exactly as for the LLaMA model ([`crate::llama`]), over the file's own
 //! tensor names (`encoder.layer.N.attention.self.query.weight`, …); the presets map
 //! attention, feed-forward and embedding tensors for both families (see
-//! [`crate::policy`]). Products run through the same [`Linear`] as the LLaMA model: `quant`'s
-//! fused kernels for short inputs, row-block decode + GEMM from 16 rows on.
+//! [`crate::policy`]). Products run through the same linear-layer code as the LLaMA model:
+//! `quant`'s fused kernels for short inputs, row-block decode + GEMM from 16 rows on.
 //!
 //! ```no_run
 //! # fn main() -> models::Result<()> {
