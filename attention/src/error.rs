@@ -46,7 +46,6 @@ impl Error {
     }
 
     /// An [`Error::InvalidParams`].
-    #[allow(dead_code)] // used by the variants as they land
     pub(crate) fn params(what: &'static str, reason: impl Into<Cow<'static, str>>) -> Self {
         Error::InvalidParams {
             what,

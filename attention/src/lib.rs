@@ -16,7 +16,9 @@
 //! - [`infini`]: Infini-attention's compressive memory, stateless and streaming;
 //! - [`adaptive_rank`]: per-head low-rank (Nyström, randomized SVD) or dense, decided from
 //!   attention entropy;
-//! - [`adaptive_precision`]: per-head operand precision (f32 … FP8) and token importance.
+//! - [`adaptive_precision`]: per-head operand precision (f32 … FP8) and token importance;
+//! - [`variant`]: one entry point ([`Variant`]) selectable from a string, for models that
+//!   choose their attention per layer.
 
 pub mod adaptive_precision;
 pub mod adaptive_rank;
@@ -26,7 +28,9 @@ pub mod flash;
 pub mod infini;
 pub mod reference;
 mod shape;
+pub mod variant;
 
 pub use error::{Error, Result};
 pub use quant;
 pub use shape::{Mask, Output, Shape, default_scale};
+pub use variant::Variant;

@@ -7,3 +7,4 @@ mod dilated;
 mod flash;
 mod infini;
 mod reference;
+mod variant;

@@ -115,6 +115,11 @@ pub(crate) struct PerplexityArgs {
     /// queries and KV cache (`Model::set_llama_cpp_arithmetic`).
     #[arg(long)]
     pub(crate) llama_cpp_arith: bool,
+    /// Swap an attention variant into layers: `VARIANT[@LAYERS]`, e.g.
+    /// `dilated:w=64,128,256;r=1,2,4`, `infini:seg=128;update=delta@0-14`, `flash`,
+    /// `rank:tol=0.05`, `precision:format=e4m3`. Repeat for different layers (later wins).
+    #[arg(long = "attention", value_name = "SPEC")]
+    pub(crate) attention: Vec<String>,
 }
 
 pub(crate) fn run_perplexity(a: &PerplexityArgs) -> Result<()> {
@@ -128,6 +133,10 @@ pub(crate) fn run_perplexity(a: &PerplexityArgs) -> Result<()> {
     let policy = a.model.policy()?;
     let mut model = Model::load(&file, &policy, threads)?;
     model.set_llama_cpp_arithmetic(a.llama_cpp_arith);
+    for spec in &a.attention {
+        let (variant, layers) = models::llama::parse_attention_spec(spec, model.config().n_layers)?;
+        model.set_attention(&layers, Some(variant))?;
+    }
     let reference = if a.kl {
         Some(Model::load(&file, &Policy::preset("fp32")?, threads)?)
     } else {

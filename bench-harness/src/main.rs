@@ -38,6 +38,10 @@ use numerics::{Format, Par};
 
 use scenarios::{Ctx, DEFAULT_SAMPLES, DEFAULT_SEED, MAX_SAMPLES};
 
+/// Counts heap bytes so the attention tables can report each call's peak memory.
+#[global_allocator]
+pub(crate) static PEAK: peak_alloc::PeakAlloc = peak_alloc::PeakAlloc;
+
 /// Adaptive-precision workspace tools: number formats and the ablation tables.
 #[derive(Debug, Parser)]
 #[command(name = "adaprec", version, about)]

@@ -293,3 +293,66 @@ fn llama_cpp_arithmetic_rounds_activations_queries_and_cache() {
         .fold(0.0f32, f32::max);
     assert!(worst < 0.05 * scale, "{worst} vs scale {scale}");
 }
+
+#[test]
+fn attention_variants_swap_into_layers() {
+    use models::llama::parse_attention_spec;
+    let spec = TinySpec::default();
+    let ids = tokens(40, load(&spec, 1).config().vocab_size, 21);
+    let logits = |m: &Model| {
+        let mut c = m.new_cache(64).unwrap();
+        m.forward(&mut c, &ids, 0, None).unwrap().logits
+    };
+    let base = logits(&load(&spec, 2));
+    let as_rows = |l: &[f32]| -> Vec<Vec<f64>> {
+        l.chunks(base.len() / ids.len())
+            .map(|r| r.iter().map(|&v| f64::from(v)).collect())
+            .collect()
+    };
+    // Dense flash (and the f64 reference) in every layer reproduce the built-in attention.
+    for v in ["flash", "reference", "precision:format=f32", "rank"] {
+        let mut m = load(&spec, 2);
+        let (variant, layers) = parse_attention_spec(v, m.config().n_layers).unwrap();
+        m.set_attention(&layers, Some(variant)).unwrap();
+        let err = max_err(&logits(&m), &as_rows(&base));
+        assert!(err < FORWARD_TOLERANCE, "{v}: {err:e}");
+    }
+    // A sparse variant in one layer changes the logits, but decode with the cache still
+    // computes exactly the rows of the full pass.
+    for v in [
+        "dilated:w=8,16;r=1,2@1",
+        "infini:seg=8;update=delta@0",
+        "precision:format=e4m3@all",
+    ] {
+        let mut m = load(&spec, 2);
+        let (variant, layers) = parse_attention_spec(v, m.config().n_layers).unwrap();
+        m.set_attention(&layers, Some(variant)).unwrap();
+        assert_eq!(
+            m.attention_variants()
+                .iter()
+                .filter(|x| x.is_some())
+                .count(),
+            layers.len()
+        );
+        let full = logits(&m);
+        assert!(
+            max_err(&full, &as_rows(&base)) > 1e-4,
+            "{v} changed nothing"
+        );
+        if v.starts_with("precision") {
+            continue; // per-tensor FP8 scales depend on which rows are present
+        }
+        let mut cache = m.new_cache(64).unwrap();
+        let mut rows = m.forward(&mut cache, &ids[..13], 0, None).unwrap().logits;
+        for &id in &ids[13..] {
+            rows.extend(m.forward(&mut cache, &[id], 0, None).unwrap().logits);
+        }
+        let err = max_err(&rows, &as_rows(&full));
+        assert!(err < FORWARD_TOLERANCE, "{v}: decode vs prefill {err:e}");
+    }
+    // Bad specs and layers are typed errors.
+    let mut m = load(&spec, 1);
+    assert!(parse_attention_spec("dilated:w=8;r=9", 2).is_err());
+    assert!(parse_attention_spec("flash@7", 2).is_err());
+    assert!(m.set_attention(&[5], None).is_err());
+}

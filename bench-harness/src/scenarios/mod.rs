@@ -5,6 +5,7 @@
 //! seed): it must not read the clock, the environment or the thread count, so that running
 //! `reproduce` twice gives byte-identical files.
 
+pub(crate) mod attention;
 pub(crate) mod calibration;
 pub(crate) mod encoder;
 pub(crate) mod formats;
@@ -113,6 +114,9 @@ pub(crate) const ALL: &[Scenario] = &[
     encoder::POLICIES,
     encoder::SENSITIVITY,
     encoder::BUDGET,
+    attention::VARIANTS,
+    attention::RANK,
+    attention::MODEL,
 ];
 
 /// The scenario names, for `--only`.

@@ -259,7 +259,13 @@ impl Model {
                     .for_each(|v| *v = half::f16::from_f32(*v).to_f32());
             }
             cache.write(l, &b.k, &b.v, t)?;
-            let received = self.attention(cache, l, pos0, &b.q, &mut b.att, probe.is_some());
+            let received = match &self.attention_variants[l] {
+                Some(var) => {
+                    self.variant_attention(var, cache, l, pos0, &b.q, &mut b.att)?;
+                    None
+                }
+                None => self.attention(cache, l, pos0, &b.q, &mut b.att, probe.is_some()),
+            };
             if let (Some(p), Some(r)) = (probe.as_deref_mut(), received) {
                 for (a, r) in p.attention_received.iter_mut().zip(r) {
                     *a += r;

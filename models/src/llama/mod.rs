@@ -26,6 +26,7 @@ mod config;
 mod forward;
 mod kv;
 pub mod reference;
+mod variant;
 
 use std::sync::Arc;
 
@@ -35,6 +36,7 @@ use quant::{QuantFormat, QuantizedTensor};
 pub use config::Config;
 pub use forward::{ForwardOutput, Probe};
 pub use kv::{KvCache, KvMode};
+pub use variant::parse_attention_spec;
 
 use crate::gguf::GgufFile;
 use crate::policy::Policy;
@@ -159,6 +161,8 @@ pub struct Model {
     pool: Arc<rayon::ThreadPool>,
     threads: usize,
     llama_cpp_arithmetic: bool,
+    /// Per layer: an `attention` variant, or `None` for the built-in path.
+    attention_variants: Vec<Option<attention::Variant>>,
 }
 
 impl std::fmt::Debug for Model {
@@ -316,6 +320,7 @@ impl Model {
             Some(_) => Some(linear("output.weight".into(), vocab, d, &mut reports)?),
             None => None,
         };
+        let n_layers = config.n_layers;
         Ok(Self {
             config,
             embed,
@@ -326,6 +331,7 @@ impl Model {
             pool,
             threads,
             llama_cpp_arithmetic: false,
+            attention_variants: vec![None; n_layers],
         })
     }
 
