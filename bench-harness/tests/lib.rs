@@ -297,6 +297,17 @@ fn model_command_errors_are_clean() {
         vec!["perplexity", "-m", m, "-f", f, "-c", "4096"],
         vec!["perplexity", "-m", m, "-f", f, "--policy", "no-such-policy"],
         vec!["perplexity", "-m", m, "-f", "/no/such/file.txt"],
+        vec![
+            "perplexity",
+            "-m",
+            m,
+            "-f",
+            f,
+            "--attention",
+            "dilated:w=8;r=9",
+        ],
+        vec!["perplexity", "-m", m, "-f", f, "--attention", "flash@9"],
+        vec!["perplexity", "-m", m, "-f", f, "--attention", "warp"],
         vec!["generate", "-m", m, "--temp=-1", "hi"],
         vec![
             "export",
@@ -403,4 +414,40 @@ fn encoder_commands_refuse_bad_input_with_a_message() {
         assert!(!err.contains("panicked"), "{args:?}: {err}");
         assert!(err.contains("error"), "{args:?}: {err}");
     }
+}
+
+#[test]
+fn perplexity_swaps_attention_variants_into_layers() {
+    let (dir, model, corpus) = tiny_model("attention");
+    let (m, f) = (model.to_str().unwrap(), corpus.to_str().unwrap());
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "perplexity",
+            "-m",
+            m,
+            "-f",
+            f,
+            "-c",
+            "32",
+            "--chunks",
+            "2",
+            "--json",
+        ];
+        args.extend_from_slice(extra);
+        last_json(&adaprec(&args))["ppl"].as_f64().unwrap()
+    };
+    let base = run(&[]);
+    let flash = run(&["--attention", "flash"]);
+    assert!((flash / base - 1.0).abs() < 1e-4, "{flash} vs {base}");
+    let dilated = run(&[
+        "--attention",
+        "dilated:w=4,8;r=1,2@1",
+        "--attention",
+        "flash@0",
+    ]);
+    assert!(
+        dilated.is_finite() && (dilated / base - 1.0).abs() > 1e-6,
+        "{dilated}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }
