@@ -10,6 +10,8 @@ use attention::adaptive_precision::{
 use attention::flash::FlashParams;
 use attention::{Error, Mask, Shape, reference};
 use proptest::prelude::*;
+
+use crate::common::{assert_close, qkv as inputs, rel_l2};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 
@@ -33,55 +35,8 @@ fn format_tol(f: OperandFormat) -> f32 {
     }
 }
 
-fn gaussian(rng: &mut StdRng) -> f32 {
-    let u1: f64 = 1.0 - rng.random::<f64>();
-    let u2: f64 = rng.random::<f64>();
-    ((-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()) as f32
-}
-
-fn normal(rng: &mut StdRng, n: usize, std: f32) -> Vec<f32> {
-    (0..n).map(|_| std * gaussian(rng)).collect()
-}
-
-fn inputs(shape: Shape, qk_std: f32, seed: u64) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
-    let mut rng = StdRng::seed_from_u64(seed);
-    (
-        normal(&mut rng, shape.q_len(), qk_std),
-        normal(&mut rng, shape.kv_len(), qk_std),
-        normal(&mut rng, shape.kv_len(), 1.0),
-    )
-}
-
 fn max_abs(x: &[f32]) -> f32 {
     x.iter().fold(0.0f32, |m, v| m.max(v.abs()))
-}
-
-fn assert_close(what: &str, expected: &[f32], got: &[f32], abs: f32) {
-    assert_eq!(expected.len(), got.len(), "{what}: lengths");
-    let (mut worst, mut at) = (0.0f32, 0);
-    for (i, (e, g)) in expected.iter().zip(got).enumerate() {
-        let diff = (e - g).abs();
-        if diff.is_nan() || diff > worst {
-            worst = if diff.is_nan() { f32::INFINITY } else { diff };
-            at = i;
-        }
-    }
-    assert!(
-        worst <= abs,
-        "{what}: worst at {at}: expected {}, got {}, |diff| {worst} > {abs}",
-        expected[at],
-        got[at]
-    );
-}
-
-fn rel_l2(exact: &[f32], approx: &[f32]) -> f64 {
-    let num: f64 = exact
-        .iter()
-        .zip(approx)
-        .map(|(&e, &a)| (f64::from(a) - f64::from(e)).powi(2))
-        .sum();
-    let den: f64 = exact.iter().map(|&e| f64::from(e).powi(2)).sum();
-    (num / den).sqrt()
 }
 
 #[test]

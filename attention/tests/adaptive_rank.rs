@@ -8,6 +8,8 @@ use attention::adaptive_rank::{
 use attention::flash::FlashParams;
 use attention::{Error, Mask, Output, Shape, reference};
 use proptest::prelude::*;
+
+use crate::common::{assert_close, normal, qkv, rel_l2 as rel_frobenius};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 
@@ -24,25 +26,10 @@ const ESTIMATE_SLACK: f64 = 0.005;
 /// Largest error of the approximate `lse` of low-rank rows on diffuse heads (nats).
 const LSE_ABS_TOL: f64 = 0.05;
 
-fn gaussian(rng: &mut StdRng) -> f32 {
-    let u1: f64 = 1.0 - rng.random::<f64>();
-    let u2: f64 = rng.random::<f64>();
-    ((-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()) as f32
-}
-
-fn normal(rng: &mut StdRng, n: usize, std: f32) -> Vec<f32> {
-    (0..n).map(|_| std * gaussian(rng)).collect()
-}
-
 /// Diffuse inputs: small-norm random `Q`, `K` (scores of standard deviation `std²`), so
 /// attention is close to uniform; unit-normal `V`.
 fn diffuse(shape: Shape, std: f32, seed: u64) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
-    let mut rng = StdRng::seed_from_u64(seed);
-    (
-        normal(&mut rng, shape.q_len(), std),
-        normal(&mut rng, shape.kv_len(), std),
-        normal(&mut rng, shape.kv_len(), 1.0),
-    )
+    qkv(shape, std, seed)
 }
 
 /// Peaked inputs: every query is a large multiple of one key, so each row puts almost all
@@ -63,34 +50,6 @@ fn peaked(shape: Shape, seed: u64) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
         }
     }
     (q, k, v)
-}
-
-fn assert_close(what: &str, expected: &[f32], got: &[f32], abs: f32) {
-    assert_eq!(expected.len(), got.len(), "{what}: lengths");
-    let (mut worst, mut at) = (0.0f32, 0);
-    for (i, (e, g)) in expected.iter().zip(got).enumerate() {
-        let diff = (e - g).abs();
-        if diff.is_nan() || diff > worst {
-            worst = if diff.is_nan() { f32::INFINITY } else { diff };
-            at = i;
-        }
-    }
-    assert!(
-        worst <= abs,
-        "{what}: worst at {at}: expected {}, got {}, |diff| {worst} > {abs}",
-        expected[at],
-        got[at]
-    );
-}
-
-fn rel_frobenius(exact: &[f32], approx: &[f32]) -> f64 {
-    let num: f64 = exact
-        .iter()
-        .zip(approx)
-        .map(|(&e, &a)| (f64::from(a) - f64::from(e)).powi(2))
-        .sum();
-    let den: f64 = exact.iter().map(|&e| f64::from(e).powi(2)).sum();
-    (num / den).sqrt()
 }
 
 fn run(

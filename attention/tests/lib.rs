@@ -3,6 +3,7 @@
 
 mod adaptive_precision;
 mod adaptive_rank;
+mod common;
 mod dilated;
 mod flash;
 mod infini;
