@@ -26,6 +26,12 @@ pub enum Error {
         /// What failed.
         reason: Cow<'static, str>,
     },
+    /// The GPU (adapter, device, shader validation, dispatch, readback) failed.
+    #[error("GPU: {reason}")]
+    Gpu {
+        /// What failed.
+        reason: Cow<'static, str>,
+    },
     /// An error from `numerics`.
     #[error(transparent)]
     Numerics(#[from] numerics::Error),

@@ -25,6 +25,7 @@ pub mod adaptive_rank;
 pub mod dilated;
 mod error;
 pub mod flash;
+pub mod gpu;
 pub mod infini;
 pub mod reference;
 mod shape;

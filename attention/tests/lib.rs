@@ -6,6 +6,7 @@ mod adaptive_rank;
 mod common;
 mod dilated;
 mod flash;
+mod gpu;
 mod infini;
 mod reference;
 mod variant;
