@@ -17,7 +17,8 @@ fn every_wgsl_file_validates_with_naga() {
         let src = std::fs::read_to_string(&path).unwrap();
         let module = naga::front::wgsl::parse_str(&src)
             .unwrap_or_else(|e| panic!("{}: {}", path.display(), e.emit_to_string(&src)));
-        let caps = naga::valid::Capabilities::SHADER_FLOAT16;
+        let caps = naga::valid::Capabilities::SHADER_FLOAT16
+            | naga::valid::Capabilities::SHADER_FLOAT16_IN_FLOAT32;
         naga::valid::Validator::new(naga::valid::ValidationFlags::all(), caps)
             .validate(&module)
             .unwrap_or_else(|e| panic!("{}: {}", path.display(), e.emit_to_string(&src)));
@@ -42,7 +43,11 @@ fn context_uploads_dispatches_and_reads_back() {
     gpu.dispatch("scale", &pipe, &[&xb, &yb, &pb], [16, 1, 1])
         .unwrap();
     let y: Vec<f32> = gpu.read(&yb, x.len()).unwrap();
-    assert!(y.iter().zip(&x).all(|(a, b)| *a == 2.5 * b));
+    assert!(
+        y.iter()
+            .zip(&x)
+            .all(|(a, b)| a.to_bits() == (2.5 * b).to_bits())
+    );
     // The cache returns the same pipeline for the same key.
     let again = gpu.pipeline("scale", src, "main", &[("WG", 64.0)]).unwrap();
     assert!(std::sync::Arc::ptr_eq(&pipe, &again));

@@ -7,6 +7,8 @@ mod common;
 mod dilated;
 mod flash;
 mod gpu;
+mod gpu_attention;
+mod gpu_linear;
 mod infini;
 mod reference;
 mod variant;

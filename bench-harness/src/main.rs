@@ -24,6 +24,7 @@
 
 mod catalog;
 mod encoder;
+mod gpu;
 mod llm;
 mod report;
 mod scenarios;
@@ -74,6 +75,10 @@ enum Command {
     Embed(encoder::EmbedArgs),
     /// Embedding fidelity of a precision policy on the encoder: cosine and retrieval vs fp32.
     Fidelity(encoder::FidelityArgs),
+    /// Print the GPU adapter wgpu finds (honours WGPU_BACKEND / WGPU_ADAPTER_NAME).
+    Gpu,
+    /// Time our WGSL matmul or flash attention on the GPU (for scripts/gpu_compare.py).
+    GpuBench(gpu::GpuBenchArgs),
 }
 
 #[derive(Debug, Args)]
@@ -108,6 +113,10 @@ struct ReproduceArgs {
     /// No progress lines on stderr.
     #[arg(long, short)]
     quiet: bool,
+    /// Add a GPU column (our WGSL kernels through wgpu) to the attention tables where an
+    /// adapter exists (a software adapter's times are correctness runs, not GPU figures).
+    #[arg(long)]
+    gpu: bool,
 }
 
 /// `--format`: a name `numerics` knows (its `FromStr` error lists the accepted names).
@@ -185,6 +194,7 @@ fn run_reproduce(args: &ReproduceArgs) -> Result<()> {
         seed: args.seed,
         par: Par::rayon(0),
         progress: !args.quiet,
+        gpu: args.gpu,
     };
     let written = scenarios::reproduce(&args.out, &args.only, &ctx)?;
     if !args.quiet {
@@ -217,6 +227,8 @@ fn main() -> ExitCode {
         Command::Export(args) => llm::run_export(args),
         Command::Embed(args) => encoder::run_embed(args),
         Command::Fidelity(args) => encoder::run_fidelity(args),
+        Command::Gpu => gpu::run_gpu_info(),
+        Command::GpuBench(args) => gpu::run_gpu_bench(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

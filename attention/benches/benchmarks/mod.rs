@@ -4,6 +4,8 @@ pub(crate) mod adaptive_precision;
 pub(crate) mod adaptive_rank;
 pub(crate) mod dilated;
 pub(crate) mod flash;
+pub(crate) mod gpu_attention;
+pub(crate) mod gpu_linear;
 pub(crate) mod infini;
 
 criterion::criterion_group!(
@@ -12,5 +14,7 @@ criterion::criterion_group!(
     dilated::bench,
     infini::bench,
     adaptive_rank::bench,
-    adaptive_precision::bench
+    adaptive_precision::bench,
+    gpu_linear::bench,
+    gpu_attention::bench
 );

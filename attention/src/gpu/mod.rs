@@ -14,5 +14,11 @@
 //! sizes as WGSL `override` constants.
 
 pub mod context;
+pub mod dilated;
+pub mod flash;
+pub mod infini;
+pub mod matmul;
+pub mod qmatvec;
+pub mod softmax;
 
 pub use context::{Gpu, GpuInfo, adapter_or_skip};

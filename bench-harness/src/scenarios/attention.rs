@@ -101,7 +101,50 @@ const SPECS: [&str; 9] = [
     "precision:policy=balanced",
 ];
 
+/// The GPU (WGSL) version of `variant`, if it has one: best-of-3 time (upload and readback
+/// included) and relative error against the CPU variant's output.
+fn gpu_call(
+    gpu: &attention::gpu::Gpu,
+    variant: &Variant,
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    shape: Shape,
+    mask: Mask<'_>,
+) -> Result<Option<(f64, f64)>> {
+    use attention::gpu as g;
+    let cpu = variant.run(q, k, v, shape, mask, None)?;
+    let run = || -> Result<Option<attention::Output>> {
+        Ok(match variant {
+            Variant::Flash(_) => Some(g::flash::attention(gpu, q, k, v, shape, mask, None)?),
+            Variant::Dilated(p) => Some(g::dilated::attention(gpu, q, k, v, shape, mask, None, p)?),
+            Variant::Infini(p) => Some(g::infini::attention(gpu, q, k, v, shape, mask, None, p)?),
+            _ => None,
+        })
+    };
+    if run()?.is_none() {
+        return Ok(None);
+    }
+    let (out, secs, _) = measure(3, run)?;
+    let out = out.expect("has a GPU version");
+    Ok(Some((secs, errors(&out.out, &cpu.out).1)))
+}
+
 fn run_variants(ctx: &Ctx) -> Result<Table> {
+    let gpu = if ctx.gpu {
+        match attention::gpu::Gpu::shared() {
+            Ok(g) => {
+                ctx.note(&format!("GPU column on {}", g.info()));
+                Some(g)
+            }
+            Err(e) => {
+                ctx.note(&format!("--gpu: no GPU column ({e})"));
+                None
+            }
+        }
+    } else {
+        None
+    };
     let mut rows = Vec::new();
     for (ni, n) in [512usize, 2048, 8192].into_iter().enumerate() {
         let shape = Shape::self_attention(HEADS, n, D);
@@ -140,7 +183,7 @@ fn run_variants(ctx: &Ctx) -> Result<Table> {
                 "n={n} {spec}: rel {rel:.2e}, {:.1} ms",
                 secs * 1e3
             ));
-            rows.push(vec![
+            let mut row = vec![
                 format!("`{spec}`"),
                 n.to_string(),
                 sci3(max),
@@ -148,7 +191,14 @@ fn run_variants(ctx: &Ctx) -> Result<Table> {
                 fixed(secs * 1e3, 2),
                 String::new(), // the ratio, once the flash row's time is known
                 fixed(peak as f64 / f64::from(1u32 << 20), 2),
-            ]);
+            ];
+            if let Some(gpu) = gpu {
+                row.push(match gpu_call(gpu, &variant, &q, &k, &v, shape, mask)? {
+                    Some((secs, rel)) => format!("{:.2} ({rel:.1e})", secs * 1e3),
+                    None => "–".into(),
+                });
+            }
+            rows.push(row);
         }
         let first = rows.len() - times.len();
         let flash_row = SPECS
@@ -173,7 +223,7 @@ fn run_variants(ctx: &Ctx) -> Result<Table> {
              a bug. Time is the best of 3 calls (1 at n = 8192); peak memory is the largest \
              heap growth during the call (counted by the harness's allocator)."
         )],
-        columns: vec![
+        columns: [
             Column::text("variant", "variant", "`attention::Variant` spec"),
             Column::num("n", "n", "sequence length (queries = keys)"),
             Column::num(
@@ -194,7 +244,21 @@ fn run_variants(ctx: &Ctx) -> Result<Table> {
                 "time / flash's time at the same n",
             ),
             Column::num("peak_mib", "peak MiB", "heap growth during the call"),
-        ],
+        ]
+        .into_iter()
+        .chain(gpu.map(|g| {
+            Column::text(
+                "gpu_ms",
+                "GPU ms (rel. err. vs CPU)",
+                if g.info().is_software() {
+                    "WGSL kernel through wgpu on a SOFTWARE adapter (correctness run, not a \
+                     GPU figure): best of 3, upload and readback included"
+                } else {
+                    "WGSL kernel through wgpu: best of 3, upload and readback included"
+                },
+            )
+        }))
+        .collect(),
         rows,
         notes: vec![
             "Random Gaussian inputs give diffuse attention (near-uniform rows), the regime \

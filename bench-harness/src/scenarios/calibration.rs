@@ -528,6 +528,7 @@ mod tests {
             seed: 20_261_123,
             par: Par::Seq,
             progress: false,
+            gpu: false,
         }
     }
 

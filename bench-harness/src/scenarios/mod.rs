@@ -41,6 +41,8 @@ pub(crate) struct Ctx {
     pub(crate) par: Par,
     /// Whether to print progress lines to stderr.
     pub(crate) progress: bool,
+    /// Whether to add GPU columns (WGSL kernels through wgpu) where an adapter exists.
+    pub(crate) gpu: bool,
 }
 
 impl Ctx {
@@ -61,6 +63,9 @@ impl Ctx {
         }
         if self.seed != DEFAULT_SEED {
             cmd.push_str(&format!(" --seed {}", self.seed));
+        }
+        if self.gpu {
+            cmd.push_str(" --gpu");
         }
         cmd
     }
@@ -227,6 +232,7 @@ mod tests {
             seed: DEFAULT_SEED,
             par: Par::Seq,
             progress: false,
+            gpu: false,
         };
         assert!(ctx.command("formats").ends_with("reproduce --only formats"));
         let ctx = Ctx { samples: 7, ..ctx };

@@ -1,0 +1,132 @@
+// C = A·B with A and B stored packed, two 16-bit values per u32 (element i in the low half
+// of word i / 2 when i is even, the high half when odd): IEEE f16 (decoded with shifts, as
+// unpack2x16float would) or, with BF16 = true, bfloat16 (shifted into the top of an f32).
+// The math is f32; this variant runs on adapters without SHADER_F16.
+// A [m, k], B [k, n], C [m, n].
+//
+// Each workgroup computes a TILE_M × TILE_N tile of C, stepping through k in slices of
+// TILE_K staged in workgroup memory; each invocation holds an RM × RN register block whose
+// rows and columns are strided by the workgroup's height and width (so neighbouring
+// invocations touch neighbouring columns: coalesced loads and stores). Every load and store
+// is bounds-checked, so m, k and n need not be multiples of the tile.
+
+override TILE_M: u32 = 64u;
+override TILE_N: u32 = 64u;
+override TILE_K: u32 = 16u;
+// bfloat16 instead of f16.
+override BF16: bool = false;
+
+// The register block: TILE_M / RM rows × TILE_N / RN columns of invocations.
+const RM: u32 = 4u;
+const RN: u32 = 4u;
+
+// IEEE binary16 bits (low 16 bits of h) to f32, by shifts: what unpack2x16float does, spelt
+// out because naga gates unpack2x16float behind a capability (SHADER_FLOAT16_IN_FLOAT32)
+// that downlevel devices lack.
+fn f16_bits_to_f32(h: u32) -> f32 {
+    let sign = (h & 0x8000u) << 16u;
+    let e = (h >> 10u) & 0x1fu;
+    let m = h & 0x3ffu;
+    if (e == 0u) {
+        // Zero or subnormal: m · 2⁻²⁴.
+        return bitcast<f32>(sign | bitcast<u32>(ldexp(f32(m), -24)));
+    }
+    if (e == 31u) {
+        return bitcast<f32>(sign | 0x7f800000u | (m << 13u));
+    }
+    return bitcast<f32>(sign | ((e + 112u) << 23u) | (m << 13u));
+}
+
+// Element i of a packed array whose word holding it is `word`.
+fn unpack_at(word: u32, i: u32) -> f32 {
+    let bits = (word >> ((i & 1u) * 16u)) & 0xffffu;
+    if (BF16) {
+        return bitcast<f32>(bits << 16u);
+    }
+    return f16_bits_to_f32(bits);
+}
+
+struct Params {
+    m: u32,
+    k: u32,
+    n: u32,
+    _pad: u32,
+}
+
+@group(0) @binding(0) var<storage, read> a: array<u32>;
+@group(0) @binding(1) var<storage, read> b: array<u32>;
+@group(0) @binding(2) var<storage, read_write> c: array<f32>;
+@group(0) @binding(3) var<uniform> p: Params;
+
+// A's slice transposed ([TILE_K][TILE_M]) and B's slice ([TILE_K][TILE_N]).
+var<workgroup> a_tile: array<f32, TILE_M * TILE_K>;
+var<workgroup> b_tile: array<f32, TILE_K * TILE_N>;
+
+@compute @workgroup_size(TILE_N / RN, TILE_M / RM)
+fn main(
+    @builtin(local_invocation_id) lid: vec3<u32>,
+    @builtin(workgroup_id) wid: vec3<u32>,
+) {
+    let wx = TILE_N / RN;
+    let wy = TILE_M / RM;
+    let threads = wx * wy;
+    let tid = lid.y * wx + lid.x;
+    let row0 = wid.y * TILE_M;
+    let col0 = wid.x * TILE_N;
+
+    var acc: array<f32, 16>; // RM * RN
+    var av: array<f32, 4>; // RM
+    var bv: array<f32, 4>; // RN
+
+    for (var t = 0u; t < p.k; t += TILE_K) {
+        for (var i = tid; i < TILE_M * TILE_K; i += threads) {
+            let r = i / TILE_K;
+            let kk = i % TILE_K;
+            let gr = row0 + r;
+            let gk = t + kk;
+            var v = 0.0;
+            if (gr < p.m && gk < p.k) {
+                let e = gr * p.k + gk;
+                v = unpack_at(a[e >> 1u], e);
+            }
+            a_tile[kk * TILE_M + r] = v;
+        }
+        for (var i = tid; i < TILE_K * TILE_N; i += threads) {
+            let kk = i / TILE_N;
+            let cc = i % TILE_N;
+            let gk = t + kk;
+            let gc = col0 + cc;
+            var v = 0.0;
+            if (gk < p.k && gc < p.n) {
+                let e = gk * p.n + gc;
+                v = unpack_at(b[e >> 1u], e);
+            }
+            b_tile[kk * TILE_N + cc] = v;
+        }
+        workgroupBarrier();
+        for (var kk = 0u; kk < TILE_K; kk++) {
+            for (var i = 0u; i < RM; i++) {
+                av[i] = a_tile[kk * TILE_M + lid.y + i * wy];
+            }
+            for (var j = 0u; j < RN; j++) {
+                bv[j] = b_tile[kk * TILE_N + lid.x + j * wx];
+            }
+            for (var i = 0u; i < RM; i++) {
+                for (var j = 0u; j < RN; j++) {
+                    acc[i * RN + j] = fma(av[i], bv[j], acc[i * RN + j]);
+                }
+            }
+        }
+        workgroupBarrier();
+    }
+
+    for (var i = 0u; i < RM; i++) {
+        let r = row0 + lid.y + i * wy;
+        for (var j = 0u; j < RN; j++) {
+            let cc = col0 + lid.x + j * wx;
+            if (r < p.m && cc < p.n) {
+                c[r * p.n + cc] = acc[i * RN + j];
+            }
+        }
+    }
+}
