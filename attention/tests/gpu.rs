@@ -59,3 +59,18 @@ fn context_uploads_dispatches_and_reads_back() {
     );
     let _ = Gpu::shared().unwrap();
 }
+
+/// Demonstrates llvmpipe's per-invocation loop budget: prints `[65535, 1]` on lavapipe
+/// (100 000 expected for both), where a real GPU prints `[100000, 100000]`.
+#[test]
+fn tmp_loop_probe() {
+    let Some(gpu) = adapter_or_skip("probe") else {
+        return;
+    };
+    let yb = gpu.zeros("y", 8);
+    let src: &'static str = include_str!("loop_probe.wgsl");
+    let pipe = gpu.pipeline("loop", src, "main", &[]).unwrap();
+    gpu.dispatch("loop", &pipe, &[&yb], [1, 1, 1]).unwrap();
+    let y: Vec<u32> = gpu.read(&yb, 2).unwrap();
+    eprintln!("loop counts: {y:?}");
+}

@@ -415,9 +415,14 @@ mod infini {
     }
 }
 
-/// KNOWN FAILURE (found by `adaprec reproduce --gpu`, not yet fixed): every row is wrong once
-/// n_k·d passes about 31 000 elements (d=64: n_k ≥ ~490; d=32: 1024; d=128: 600) on both
-/// lavapipe backends (Vulkan and GL); smaller sizes agree with the f64 reference to 1e-6.
+/// KNOWN FAILURE on lavapipe (found by `adaprec reproduce --gpu`, not yet fixed): every row is
+/// wrong once n_k·d passes about 31 000 (d=64: n_k ≥ ~490; d=32: 1024; d=128: 600), on both
+/// llvmpipe backends (Vulkan and GL). Cause (`tests/gpu.rs::tmp_loop_probe`): llvmpipe gives
+/// each invocation a budget of 65 535 loop iterations IN TOTAL (a 100 000-trip loop stops at
+/// 65 535, and a loop nest after it runs once), and the kernel's `for c < d` loops spend
+/// about 2·n_k·d of it. Fix to do: make `d` an override constant and vectorize/unroll the
+/// per-element loops (vec4), so the iterations per invocation stay ~n_k; audit every kernel
+/// for the same budget (qmatvec's per-row loops over long rows too).
 #[test]
 fn flash_long_sequences_match_the_reference() {
     let Some(gpu) = attention::gpu::adapter_or_skip("probe") else {
@@ -476,6 +481,55 @@ fn flash_long_sequences_match_the_reference() {
             bad.len(),
             bad.first(),
             bad.last()
+        );
+    }
+}
+
+#[test]
+fn tmp_probe_decode() {
+    let Some(gpu) = attention::gpu::adapter_or_skip("probe") else {
+        return;
+    };
+    for (nk, dd) in [
+        (1024usize, 32usize),
+        (1024, 16),
+        (2048, 16),
+        (4096, 4),
+        (8192, 4),
+        (900, 32),
+        (1000, 32),
+    ] {
+        let shape = attention::Shape {
+            heads: 1,
+            kv_heads: 1,
+            n_q: 1,
+            n_k: nk,
+            d: dd,
+        };
+        let f = |len: usize, s: u32| -> Vec<f32> {
+            (0..len)
+                .map(|i| ((((i as u32).wrapping_mul(2654435761) ^ s) % 2000) as f32 / 1000.0 - 1.0))
+                .collect()
+        };
+        let (q, k, v) = (
+            f(shape.q_len(), 1),
+            f(shape.kv_len(), 2),
+            f(shape.kv_len(), 3),
+        );
+        let r = attention::reference::attention(&q, &k, &v, shape, attention::Mask::NONE, None)
+            .unwrap();
+        let got =
+            attention::gpu::flash::attention(gpu, &q, &k, &v, shape, attention::Mask::NONE, None)
+                .unwrap();
+        let e = got
+            .out
+            .iter()
+            .zip(&r.out)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max);
+        eprintln!(
+            "nk={nk} d={dd}: err {e} lse gpu {} ref {}",
+            got.lse[0], r.lse[0]
         );
     }
 }
