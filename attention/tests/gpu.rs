@@ -60,17 +60,31 @@ fn context_uploads_dispatches_and_reads_back() {
     let _ = Gpu::shared().unwrap();
 }
 
-/// Demonstrates llvmpipe's per-invocation loop budget: prints `[65535, 1]` on lavapipe
-/// (100 000 expected for both), where a real GPU prints `[100000, 100000]`.
+/// llvmpipe's loop budget, which `Gpu::loop_budget` reports and the kernels respect: on
+/// llvmpipe an invocation stops after 65 535 iterations of loops the compiler does not
+/// unroll (a 100 000-trip loop ends at 65 535 and a loop nest after it runs once), while
+/// constant 16-trip loops are unrolled and cost nothing; elsewhere every loop runs in full.
 #[test]
-fn tmp_loop_probe() {
-    let Some(gpu) = adapter_or_skip("probe") else {
+fn llvmpipe_loop_budget() {
+    let Some(gpu) = adapter_or_skip("llvmpipe_loop_budget") else {
         return;
     };
-    let yb = gpu.zeros("y", 8);
-    let src: &'static str = include_str!("loop_probe.wgsl");
-    let pipe = gpu.pipeline("loop", src, "main", &[]).unwrap();
-    gpu.dispatch("loop", &pipe, &[&yb], [1, 1, 1]).unwrap();
-    let y: Vec<u32> = gpu.read(&yb, 2).unwrap();
-    eprintln!("loop counts: {y:?}");
+    let yb = gpu.zeros("y", 16);
+    let src: &'static str = include_str!("data/loop_budget.wgsl");
+    let pipe = gpu.pipeline("loop budget", src, "main", &[]).unwrap();
+    gpu.dispatch("loop budget", &pipe, &[&yb], [3, 1, 1])
+        .unwrap();
+    let y: Vec<u32> = gpu.read(&yb, 4).unwrap();
+    eprintln!("loop counts on {}: {y:?}", gpu.info().name);
+    assert_eq!(
+        y[2], 480_000,
+        "a constant 16-trip inner loop must run in full"
+    );
+    match gpu.loop_budget() {
+        Some(b) => {
+            assert_eq!(u64::from(y[0]), b);
+            assert!(y[1] < 100_000 && y[3] < 1_920_000, "{y:?}");
+        }
+        None => assert_eq!(y, [100_000, 100_000, 480_000, 1_920_000]),
+    }
 }

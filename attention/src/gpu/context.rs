@@ -135,6 +135,33 @@ impl Gpu {
             .map_err(|e| gpu_err(e.clone()))
     }
 
+    /// The loop iterations one invocation may run on this adapter, if limited: Mesa's
+    /// llvmpipe (lavapipe, and llvmpipe's GL driver) stops every invocation after 65 535
+    /// iterations in total of the loops its compiler does not unroll (loops with a constant
+    /// trip count of 16 or less are unrolled; `tests/gpu.rs::llvmpipe_loop_budget` measures
+    /// it) — silently, so kernels whose loops grow with the input check their estimate
+    /// against this and refuse with [`Error::Gpu`] rather than return truncated results.
+    pub fn loop_budget(&self) -> Option<u64> {
+        self.info.name.contains("llvmpipe").then_some(65_535)
+    }
+
+    /// [`Error::Gpu`] when `iterations` (an estimate of one invocation's non-unrolled loop
+    /// iterations) exceeds [`Gpu::loop_budget`].
+    ///
+    /// # Errors
+    ///
+    /// As described.
+    pub fn check_loop_budget(&self, kernel: &str, iterations: u64) -> Result<()> {
+        match self.loop_budget() {
+            Some(b) if iterations > b => Err(gpu_err(format!(
+                "{kernel}: about {iterations} loop iterations per invocation exceed {}'s budget \
+                 of {b} (a software-adapter limit; use smaller sizes or a hardware GPU)",
+                self.info.name
+            ))),
+            _ => Ok(()),
+        }
+    }
+
     /// The adapter's description.
     pub fn info(&self) -> &GpuInfo {
         &self.info

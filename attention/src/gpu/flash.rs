@@ -165,6 +165,15 @@ pub(crate) fn dispatch(gpu: &Gpu, bufs: &Buffers<'_>, launch: &Launch) -> Result
             &dummy
         }
     };
+    // Loop iterations one invocation runs (see `flash.wgsl`): per key of its segment two
+    // key loops and 2·⌈d/16⌉ chunk loops, plus the tile loads, per tile one loop step.
+    let seg_keys = u64::from(launch.w.min(launch.n_k)).div_ceil(u64::from(launch.r.max(1)));
+    let d16 = (d as u64).div_ceil(16);
+    let per_key = 2 + 2 * d16 + (d as u64).div_ceil(BLOCK_Q as u64);
+    gpu.check_loop_budget(
+        "flash attention",
+        seg_keys * per_key + seg_keys.div_ceil(bk as u64) + 8 * d16,
+    )?;
     let max_z = gpu.device().limits().max_compute_workgroups_per_dimension;
     let mut done = 0u32;
     while done < launch.segments {

@@ -101,9 +101,11 @@ const SPECS: [&str; 9] = [
     "precision:policy=balanced",
 ];
 
-/// The GPU (WGSL) version of `variant`, if it has one: best-of-3 time (upload and readback
-/// included) and relative error against the CPU variant's output.
-fn gpu_call(
+/// The GPU (WGSL) version of `variant`, if it has one, as a table cell: best-of-3 time
+/// (upload and readback included) and relative error against the CPU variant's output;
+/// `–` without a GPU version, `refused` when the adapter refuses the size (llvmpipe's loop
+/// budget, `attention::gpu::Gpu::loop_budget`).
+fn gpu_cell(
     gpu: &attention::gpu::Gpu,
     variant: &Variant,
     q: &[f32],
@@ -111,10 +113,9 @@ fn gpu_call(
     v: &[f32],
     shape: Shape,
     mask: Mask<'_>,
-) -> Result<Option<(f64, f64)>> {
+) -> Result<String> {
     use attention::gpu as g;
-    let cpu = variant.run(q, k, v, shape, mask, None)?;
-    let run = || -> Result<Option<attention::Output>> {
+    let run = || -> attention::Result<Option<attention::Output>> {
         Ok(match variant {
             Variant::Flash(_) => Some(g::flash::attention(gpu, q, k, v, shape, mask, None)?),
             Variant::Dilated(p) => Some(g::dilated::attention(gpu, q, k, v, shape, mask, None, p)?),
@@ -122,12 +123,22 @@ fn gpu_call(
             _ => None,
         })
     };
-    if run()?.is_none() {
-        return Ok(None);
+    match run() {
+        Ok(None) => return Ok("–".into()),
+        Err(attention::Error::Gpu { reason }) if reason.contains("budget") => {
+            return Ok("refused (loop budget)".into());
+        }
+        Err(e) => return Err(e.into()),
+        Ok(Some(_)) => {}
     }
-    let (out, secs, _) = measure(3, run)?;
+    let cpu = variant.run(q, k, v, shape, mask, None)?;
+    let (out, secs, _) = measure(3, || Ok(run()?))?;
     let out = out.expect("has a GPU version");
-    Ok(Some((secs, errors(&out.out, &cpu.out).1)))
+    Ok(format!(
+        "{:.2} ({:.1e})",
+        secs * 1e3,
+        errors(&out.out, &cpu.out).1
+    ))
 }
 
 fn run_variants(ctx: &Ctx) -> Result<Table> {
@@ -193,10 +204,7 @@ fn run_variants(ctx: &Ctx) -> Result<Table> {
                 fixed(peak as f64 / f64::from(1u32 << 20), 2),
             ];
             if let Some(gpu) = gpu {
-                row.push(match gpu_call(gpu, &variant, &q, &k, &v, shape, mask)? {
-                    Some((secs, rel)) => format!("{:.2} ({rel:.1e})", secs * 1e3),
-                    None => "–".into(),
-                });
+                row.push(gpu_cell(gpu, &variant, &q, &k, &v, shape, mask)?);
             }
             rows.push(row);
         }

@@ -20,6 +20,10 @@
 // merge = 0 writes (out, lse); merge = 1 combines the row with the (out, lse) already in
 // the buffers by log-sum-exp (the pairs of dilated attention).
 
+// Loops over the head dimension run in chunks of 16 with a constant inner trip count, which
+// compilers unroll: llvmpipe (lavapipe) gives each invocation a budget of 65 535 iterations
+// of the loops it does not unroll, and a plain `for c < d` per key would exhaust it at
+// n_k·d ≈ 32 000. What is left counts about 2·⌈d/16⌉ + 2 iterations per key.
 override BQ: u32 = 64u;   // query rows per workgroup = invocations per workgroup
 override BK: u32 = 32u;   // keys per tile: BK ≤ BKMAX and BK · d ≤ TILE
 
@@ -111,10 +115,15 @@ fn main(
     var o: array<f32, DMAX>;
     var s: array<f32, BKMAX>;
     if (live) {
-        for (var c = 0u; c < d; c++) {
+        for (var c0 = 0u; c0 < d; c0 += 16u) {
+ for (var j16 = 0u; j16 < 16u; j16++) {
+ let c = c0 + j16;
+ if (c < d) {
             qr[c] = q[row * d + c] * scale;
             o[c] = 0.0;
         }
+ }
+ }
     }
     var m = NEG;
     var l = 0.0;
@@ -142,9 +151,14 @@ fn main(
                 var sc = NEG;
                 if (ok) {
                     var acc = 0.0;
-                    for (var c = 0u; c < d; c++) {
+                    for (var c0 = 0u; c0 < d; c0 += 16u) {
+ for (var j16 = 0u; j16 < 16u; j16++) {
+ let c = c0 + j16;
+ if (c < d) {
                         acc = fma(qr[c], ks[tt * d + c], acc);
                     }
+ }
+ }
                     sc = acc;
                     mt = max(mt, sc);
                 }
@@ -154,16 +168,26 @@ fn main(
             if (m_new > NEG) {
                 let alpha = exp(m - m_new);
                 l = l * alpha;
-                for (var c = 0u; c < d; c++) {
+                for (var c0 = 0u; c0 < d; c0 += 16u) {
+ for (var j16 = 0u; j16 < 16u; j16++) {
+ let c = c0 + j16;
+ if (c < d) {
                     o[c] = o[c] * alpha;
                 }
+ }
+ }
                 for (var tt = 0u; tt < tn; tt++) {
                     if (s[tt] > NEG) {
                         let e = exp(s[tt] - m_new);
                         l = l + e;
-                        for (var c = 0u; c < d; c++) {
+                        for (var c0 = 0u; c0 < d; c0 += 16u) {
+ for (var j16 = 0u; j16 < 16u; j16++) {
+ let c = c0 + j16;
+ if (c < d) {
                             o[c] = fma(e, vs[tt * d + c], o[c]);
                         }
+ }
+ }
                     }
                 }
                 m = m_new;
@@ -181,9 +205,14 @@ fn main(
         inv = 1.0 / l;
     }
     if (p.merge == 0u) {
-        for (var c = 0u; c < d; c++) {
+        for (var c0 = 0u; c0 < d; c0 += 16u) {
+ for (var j16 = 0u; j16 < 16u; j16++) {
+ let c = c0 + j16;
+ if (c < d) {
             out[row * d + c] = o[c] * inv;
         }
+ }
+ }
         lse[row] = row_lse;
         return;
     }
@@ -192,9 +221,14 @@ fn main(
     }
     let la = lse[row];
     if (la <= NEG) {
-        for (var c = 0u; c < d; c++) {
+        for (var c0 = 0u; c0 < d; c0 += 16u) {
+ for (var j16 = 0u; j16 < 16u; j16++) {
+ let c = c0 + j16;
+ if (c < d) {
             out[row * d + c] = o[c] * inv;
         }
+ }
+ }
         lse[row] = row_lse;
         return;
     }
@@ -202,8 +236,13 @@ fn main(
     let total = mm + log(exp(la - mm) + exp(row_lse - mm));
     let wa = exp(la - total);
     let wb = exp(row_lse - total) * inv;
-    for (var c = 0u; c < d; c++) {
+    for (var c0 = 0u; c0 < d; c0 += 16u) {
+ for (var j16 = 0u; j16 < 16u; j16++) {
+ let c = c0 + j16;
+ if (c < d) {
         out[row * d + c] = wa * out[row * d + c] + wb * o[c];
     }
+ }
+ }
     lse[row] = total;
 }
