@@ -37,6 +37,9 @@ use crate::infini::{InfiniParams, MAX_SEGMENT, MemoryUpdate};
 use crate::shape::{Mask, Output, Shape};
 use crate::{Error, Result};
 
+/// Keys one memory-update dispatch sums per invocation.
+const UPDATE_CHUNK: usize = 16_384;
+
 const RETRIEVE: &str = include_str!("shaders/infini_retrieve.wgsl");
 const UPDATE: &str = include_str!("shaders/infini_update.wgsl");
 
@@ -137,6 +140,25 @@ impl State<'_> {
     /// Writes keys `k0 .. k0 + count` of every key/value head, with values `w` (row `w0`
     /// of `w_rows` per head for key `k0`).
     fn update(
+        &self,
+        (k0, count): (usize, usize),
+        w: &wgpu::Buffer,
+        w_rows: usize,
+        w0: usize,
+    ) -> Result<()> {
+        // The update is a sum over keys, so chunks of keys add up to the same memory; the
+        // shader loops over one chunk's keys per invocation, kept well inside llvmpipe's
+        // loop budget (`Gpu::loop_budget`).
+        let mut done = 0;
+        while done < count {
+            let n = (count - done).min(UPDATE_CHUNK);
+            self.update_chunk((k0 + done, n), w, w_rows, w0 + done)?;
+            done += n;
+        }
+        Ok(())
+    }
+
+    fn update_chunk(
         &self,
         (k0, count): (usize, usize),
         w: &wgpu::Buffer,
