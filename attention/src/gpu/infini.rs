@@ -33,7 +33,7 @@ use crate::gpu::Gpu;
 use crate::gpu::flash::{
     Buffers, Launch, check_binding, check_common, dispatch, read_output, to_u32, upload_valid,
 };
-use crate::infini::{InfiniParams, MAX_SEGMENT, MemoryUpdate};
+use crate::infini::{InfiniParams, MemoryUpdate};
 use crate::shape::{Mask, Output, Shape};
 use crate::{Error, Result};
 
@@ -45,35 +45,6 @@ const UPDATE: &str = include_str!("shaders/infini_update.wgsl");
 
 /// Invocations per workgroup of both memory kernels.
 const WG: u32 = 64;
-
-/// `sigmoid(β_h)` per query head, checked as [`crate::infini::attention`] does.
-fn gates(params: &InfiniParams, heads: usize) -> Result<Vec<f32>> {
-    if params.segment == 0 || params.segment > MAX_SEGMENT {
-        return Err(Error::params(
-            "segment",
-            format!("must be in 1..={MAX_SEGMENT}, got {}", params.segment),
-        ));
-    }
-    if params.beta.is_empty() {
-        return Ok(vec![0.5; heads]);
-    }
-    if params.beta.len() != heads && params.beta.len() != 1 {
-        return Err(Error::params(
-            "beta",
-            format!(
-                "one gate logit per query head (or one for all): {} given for {heads} heads",
-                params.beta.len()
-            ),
-        ));
-    }
-    if let Some(h) = params.beta.iter().position(|b| b.is_nan()) {
-        return Err(Error::params("beta", format!("beta[{h}] is NaN")));
-    }
-    let gate = |b: f32| 1.0 / (1.0 + (-b).exp());
-    Ok((0..heads)
-        .map(|h| gate(params.beta[h.min(params.beta.len() - 1)]))
-        .collect())
-}
 
 /// The memories and the buffers the memory kernels read.
 struct State<'a> {
@@ -237,7 +208,7 @@ pub fn attention(
             mask.q_offset, mask.q_offset, shape.n_q, shape.n_k
         )));
     }
-    let gates = gates(params, shape.heads)?;
+    let gates = params.gates(shape.heads)?;
     let Shape {
         heads,
         kv_heads,

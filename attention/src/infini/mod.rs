@@ -135,7 +135,7 @@ impl InfiniParams {
 
     /// Checks the parameters for `heads` query heads and returns the gates
     /// `sigmoid(β_h)`.
-    fn gates(&self, heads: usize) -> Result<Vec<f32>> {
+    pub(crate) fn gates(&self, heads: usize) -> Result<Vec<f32>> {
         self.check_segment()?;
         if self.beta.is_empty() {
             return Ok(vec![0.5; heads]);
