@@ -33,11 +33,7 @@ pub(crate) struct EncoderArgs {
 
 impl EncoderArgs {
     fn threads(&self) -> Result<usize> {
-        match self.threads {
-            Some(0) => bail!("--threads must be at least 1"),
-            Some(n) => Ok(n),
-            None => Ok(std::thread::available_parallelism().map_or(1, |n| n.get())),
-        }
+        crate::llm::threads_arg(self.threads)
     }
 
     /// The model folder.
@@ -80,14 +76,18 @@ pub(crate) struct EmbedArgs {
 pub(crate) fn run_embed(a: &EmbedArgs) -> Result<()> {
     let policy = Policy::load(&a.model.policy)?;
     let enc = a.model.load(&policy)?;
-    let emb = enc.embed(&a.texts)?;
+    let ids = a
+        .texts
+        .iter()
+        .map(|t| enc.tokenizer().encode(t))
+        .collect::<models::Result<Vec<_>>>()?;
+    let emb = enc.embed_ids(&ids)?;
     let mut out = std::io::stdout().lock();
     if a.model.json {
         writeln!(out, "{}", serde_json::to_string(&emb)?)?;
         return Ok(());
     }
-    for (i, (t, e)) in a.texts.iter().zip(&emb).enumerate() {
-        let ids = enc.tokenizer().encode(t)?;
+    for (i, ((t, e), ids)) in a.texts.iter().zip(&emb).zip(&ids).enumerate() {
         writeln!(out, "# {i}: {t:?} ({} tokens, {} dims)", ids.len(), e.len())?;
         let line: Vec<String> = e.iter().map(|v| format!("{v:.7}")).collect();
         writeln!(out, "{}", line.join(" "))?;
@@ -143,11 +143,7 @@ pub(crate) fn fidelity_run(
 pub(crate) fn run_fidelity(a: &FidelityArgs) -> Result<()> {
     let dir = a.model.dir()?;
     let policy = Policy::load(&a.model.policy)?;
-    let cpath = match &a.corpus {
-        Some(p) => p.clone(),
-        None => models::fetch::find_corpus(models::fetch::WIKITEXT2_TEST)?,
-    };
-    let text = models::fetch::read_corpus(&cpath)?;
+    let (cpath, text) = crate::llm::corpus(&a.corpus)?;
     let sentences = fidelity::corpus_sentences(&text, a.sentences)?;
     let threads = a.model.threads()?;
     if !a.model.json {

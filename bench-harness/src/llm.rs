@@ -38,11 +38,7 @@ pub(crate) struct ModelArgs {
 
 impl ModelArgs {
     pub(crate) fn threads(&self) -> Result<usize> {
-        match self.threads {
-            Some(0) => bail!("--threads must be at least 1"),
-            Some(n) => Ok(n),
-            None => Ok(std::thread::available_parallelism().map_or(1, |n| n.get())),
-        }
+        threads_arg(self.threads)
     }
 
     /// The model file: `--model`, or the cached (fetched on first use) default.
@@ -61,6 +57,15 @@ impl ModelArgs {
     }
 }
 
+/// `--threads`: at least 1; all cores when not given.
+pub(crate) fn threads_arg(threads: Option<usize>) -> Result<usize> {
+    match threads {
+        Some(0) => bail!("--threads must be at least 1"),
+        Some(n) => Ok(n),
+        None => Ok(std::thread::available_parallelism().map_or(1, |n| n.get())),
+    }
+}
+
 /// `--model PATH`, or the default model (cached, fetched on first use).
 fn model_path(model: &Option<PathBuf>) -> Result<PathBuf> {
     match model {
@@ -70,7 +75,7 @@ fn model_path(model: &Option<PathBuf>) -> Result<PathBuf> {
 }
 
 /// `--corpus`: the file, or the default search for WikiText-2's test split.
-fn corpus(path: &Option<PathBuf>) -> Result<(PathBuf, String)> {
+pub(crate) fn corpus(path: &Option<PathBuf>) -> Result<(PathBuf, String)> {
     let path = match path {
         Some(p) => p.clone(),
         None => models::fetch::find_corpus(models::fetch::WIKITEXT2_TEST)?,

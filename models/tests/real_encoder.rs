@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use models::bert::{Encoder, reference};
+use models::fidelity::cosine;
 use models::policy::Policy;
 use serde::Deserialize;
 
@@ -50,17 +51,6 @@ fn dir() -> PathBuf {
 fn fp32() -> &'static Encoder {
     static E: OnceLock<Encoder> = OnceLock::new();
     E.get_or_init(|| Encoder::load(&dir(), &Policy::preset("fp32").unwrap(), 2).expect("load"))
-}
-
-fn cosine(a: &[f32], b: &[f32]) -> f64 {
-    let dot: f64 = a
-        .iter()
-        .zip(b)
-        .map(|(x, y)| f64::from(*x) * f64::from(*y))
-        .sum();
-    let na: f64 = a.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
-    let nb: f64 = b.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
-    dot / (na * nb)
 }
 
 #[test]

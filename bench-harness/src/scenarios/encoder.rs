@@ -23,6 +23,7 @@ use models::policy::Policy;
 use models::safetensors::SafeTensorsFile;
 use quant::{QuantFormat, QuantizedTensor};
 
+use super::llm::mib;
 use super::{Ctx, Scenario};
 use crate::report::{Column, Table, fixed, sci3};
 
@@ -315,10 +316,6 @@ fn measure(m: &MiniLm, policy: &Policy, timed: bool) -> Result<Row> {
         f32_bytes: enc.f32_bytes(),
         sps,
     })
-}
-
-fn mib(b: usize) -> String {
-    fixed(b as f64 / f64::from(1u32 << 20), 2)
 }
 
 fn verdict(r: &Row) -> String {

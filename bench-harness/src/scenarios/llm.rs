@@ -120,7 +120,7 @@ const STORED_NOTE: &str = "The model file stores its 30 blocks' matrices in Q4_1
     by more than noise, and 16-bit policies only cost bytes). Sizes are given against both f32 \
     and the stored tensors.";
 
-fn mib(b: usize) -> String {
+pub(crate) fn mib(b: usize) -> String {
     fixed(b as f64 / f64::from(1u32 << 20), 2)
 }
 
